@@ -1,0 +1,129 @@
+// The envdtest.Echo service: exercises every RPC shape for the end-to-end transport tests.
+#include "envd/echo_service.h"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+
+#include <google/protobuf/descriptor.h>
+
+#include "envdtest.pb.h"
+
+namespace envd {
+
+namespace {
+struct EchoStats {
+  std::uint64_t cancelled = 0;
+  std::uint64_t running = 0;
+};
+EchoStats g_stats;
+
+// Counts a running handler; a handler unwound by cancellation (client gone, deadline) is counted.
+struct Running {
+  Running() { ++g_stats.running; }
+  ~Running() {
+    --g_stats.running;
+    if (!done) ++g_stats.cancelled;
+  }
+  bool done = false;
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void register_echo_service(rpc::Registry& registry) {
+  using namespace envdtest;
+  namespace asio = boost::asio;
+  registry.add_service(EchoRequest::descriptor()->file()->FindServiceByName("Echo"));
+
+  registry.unary<EchoRequest, EchoResponse>(
+      "envdtest.Echo", "Echo",
+      [](rpc::CallContext&, const EchoRequest& req, EchoResponse& resp) -> asio::awaitable<rpc::Status> {
+        resp.set_text(req.text());
+        resp.set_payload(req.payload());
+        resp.set_number(req.number());
+        co_return rpc::Status{};
+      });
+
+  registry.server_stream<TicksRequest, Tick>(
+      "envdtest.Echo", "Ticks",
+      [](rpc::CallContext& ctx, const TicksRequest& req, rpc::Writer<Tick>& out) -> asio::awaitable<rpc::Status> {
+        Running running;
+        asio::steady_timer timer(ctx.executor());
+        std::string payload(req.payload_size(), 'x');
+        for (std::uint32_t i = 0; i < req.count(); ++i) {
+          if (i > 0 && req.interval_ms() > 0) {
+            timer.expires_after(std::chrono::milliseconds(req.interval_ms()));
+            co_await timer.async_wait(asio::use_awaitable);
+          }
+          Tick t;
+          t.set_seq(i);
+          t.set_payload(payload);
+          t.set_sent_at_ms(now_ms());
+          if (!co_await out.send(t)) {
+            co_return rpc::error(rpc::Code::canceled, "client gone");
+          }
+        }
+        running.done = true;
+        if (!req.fail_code().empty()) {
+          auto code = rpc::code_from_name(req.fail_code()).value_or(rpc::Code::unknown);
+          co_return rpc::error(code, "failed after " + std::to_string(req.count()) + " messages");
+        }
+        co_return rpc::Status{};
+      });
+
+  registry.client_stream<EchoRequest, CollectResponse>(
+      "envdtest.Echo", "Collect",
+      [](rpc::CallContext&, rpc::Reader<EchoRequest>& in, CollectResponse& resp) -> asio::awaitable<rpc::Status> {
+        Running running;
+        EchoRequest msg;
+        for (;;) {
+          msg.Clear();
+          auto r = co_await in.read(msg);
+          if (r == rpc::ReadResult::end) break;
+          if (r == rpc::ReadResult::error) {
+            running.done = true;
+            co_return in.status();
+          }
+          resp.set_count(resp.count() + 1);
+          resp.set_bytes(resp.bytes() + msg.payload().size());
+        }
+        running.done = true;
+        co_return rpc::Status{};
+      });
+
+  registry.unary<FailRequest, EchoResponse>(
+      "envdtest.Echo", "Fail",
+      [](rpc::CallContext&, const FailRequest& req, EchoResponse&) -> asio::awaitable<rpc::Status> {
+        auto code = rpc::code_from_name(req.code());
+        if (!code || *code == rpc::Code::ok) {
+          co_return rpc::error(rpc::Code::invalid_argument, "unknown code name \"" + req.code() + "\"");
+        }
+        co_return rpc::error(*code, req.message());
+      });
+
+  registry.unary<SleepRequest, EchoResponse>(
+      "envdtest.Echo", "Sleep",
+      [](rpc::CallContext& ctx, const SleepRequest& req, EchoResponse& resp) -> asio::awaitable<rpc::Status> {
+        Running running;
+        asio::steady_timer timer(ctx.executor(), std::chrono::milliseconds(req.ms()));
+        co_await timer.async_wait(asio::use_awaitable);  // throws when the call is cancelled
+        running.done = true;
+        resp.set_text("slept");
+        co_return rpc::Status{};
+      });
+
+  registry.unary<StatsRequest, StatsResponse>(
+      "envdtest.Echo", "Stats",
+      [](rpc::CallContext&, const StatsRequest&, StatsResponse& resp) -> asio::awaitable<rpc::Status> {
+        resp.set_cancelled(g_stats.cancelled);
+        resp.set_running(g_stats.running);
+        co_return rpc::Status{};
+      });
+}
+
+}  // namespace envd

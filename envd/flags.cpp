@@ -1,0 +1,115 @@
+#include "envd/flags.h"
+
+#include <charconv>
+#include <functional>
+#include <map>
+
+namespace envd {
+
+namespace {
+
+template <class T>
+bool parse_uint(const std::string& s, T& out, unsigned long long max) {
+  unsigned long long v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > max) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
+bool parse_bool(const std::string& s, bool& out) {
+  if (s == "1" || s == "t" || s == "T" || s == "true" || s == "TRUE" || s == "True") return out = true, true;
+  if (s == "0" || s == "f" || s == "F" || s == "false" || s == "FALSE" || s == "False") return out = false, true;
+  return false;
+}
+
+}  // namespace
+
+std::string usage() {
+  return "Usage: envd [flags]\n"
+         "\n"
+         "The sandbox agent: serves process, filesystem and control APIs over HTTP/1.1 and h2c\n"
+         "(Connect, gRPC and gRPC-Web) on one port.\n"
+         "\n"
+         "Flags (one or two dashes; -name=value or -name value):\n"
+         "  -port N                 listen port (default 49983; 0 picks a free port)\n"
+         "  -version                print the envd API version and exit\n"
+         "  -commit                 print the build commit and exit\n"
+         "  -isnotfc                not running in a Firecracker VM (no metadata service, no clock setting)\n"
+         "  -verbose                log at debug level\n"
+         "  -cgroup-root PATH       cgroup v2 mount point (default /sys/fs/cgroup)\n"
+         "  -no-cgroups             do not place processes in cgroups\n"
+         "  --log-level LEVEL       debug, info, warn, error or off (default info)\n"
+         "  --idle-timeout-ms N     close idle connections after N ms (default 640000)\n"
+         "  --max-message-bytes N   largest RPC request message (default 33554432)\n"
+         "  --max-header-bytes N    largest request header block (default 1048576)\n"
+         "  --test-services         also serve the envdtest.Echo transport test service\n"
+         "  -help                   show this help\n";
+}
+
+std::optional<std::string> parse_flags(const std::vector<std::string>& args, Flags& out) {
+  using Setter = std::function<bool(const std::string&)>;
+  std::map<std::string, bool*> bools = {
+      {"version", &out.version},
+      {"commit", &out.commit},
+      {"help", &out.help},
+      {"h", &out.help},
+      {"verbose", &out.verbose},
+      {"isnotfc", &out.is_not_fc},
+      {"no-cgroups", &out.no_cgroups},
+      {"test-services", &out.test_services},
+  };
+  std::map<std::string, Setter> values = {
+      {"port", [&](const std::string& v) { return parse_uint(v, out.port, 65535); }},
+      {"cgroup-root",
+       [&](const std::string& v) {
+         out.cgroup_root = v;
+         return !v.empty();
+       }},
+      {"log-level",
+       [&](const std::string& v) {
+         out.log_level = v;
+         return true;
+       }},
+      {"idle-timeout-ms",
+       [&](const std::string& v) {
+         std::uint64_t ms = 0;
+         if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
+         out.idle_timeout = std::chrono::milliseconds(ms);
+         return true;
+       }},
+      {"max-message-bytes",
+       [&](const std::string& v) {
+         return parse_uint(v, out.max_message_bytes, 1ull << 32) && out.max_message_bytes > 0;
+       }},
+      {"max-header-bytes",
+       [&](const std::string& v) {
+         return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;
+       }},
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;
+    std::string name = a.substr(a[1] == '-' ? 2 : 1);
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (auto b = bools.find(name); b != bools.end()) {
+      if (value && !parse_bool(*value, *b->second)) return "invalid boolean value \"" + *value + "\" for flag -" + name;
+      if (!value) *b->second = true;
+      continue;
+    }
+    auto s = values.find(name);
+    if (s == values.end()) return "flag provided but not defined: -" + name;
+    if (!value) {
+      if (i + 1 >= args.size()) return "flag needs an argument: -" + name;
+      value = args[++i];
+    }
+    if (!s->second(*value)) return "invalid value \"" + *value + "\" for flag -" + name;
+  }
+  return std::nullopt;
+}
+
+}  // namespace envd

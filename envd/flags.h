@@ -1,0 +1,35 @@
+#pragma once
+// Command-line flags, compatible with envd's Go `flag` parsing: `-name`, `--name`, `-name=value`,
+// `-name value`; boolean flags take an optional `=true|false`.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace envd {
+
+inline constexpr const char* kVersion = "0.6.2";
+
+struct Flags {
+  std::uint16_t port = 49983;
+  bool version = false;
+  bool commit = false;
+  bool help = false;
+  bool verbose = false;
+  bool is_not_fc = false;
+  bool no_cgroups = false;
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string log_level = "info";
+  bool test_services = false;
+  std::chrono::milliseconds idle_timeout{640'000};
+  std::size_t max_message_bytes = 32u << 20;
+  std::size_t max_header_bytes = 1u << 20;
+};
+
+// Returns an error message for unknown flags or bad values.
+std::optional<std::string> parse_flags(const std::vector<std::string>& args, Flags& out);
+std::string usage();
+
+}  // namespace envd

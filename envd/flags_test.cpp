@@ -1,0 +1,30 @@
+#include "envd/flags.h"
+
+#include <doctest/doctest.h>
+
+using namespace envd;
+
+TEST_CASE("flags: Go-style single and double dashes, = and separate values") {
+  Flags f;
+  CHECK_FALSE(parse_flags({"-port", "8080", "--isnotfc", "-verbose=false", "--cgroup-root=/x"}, f));
+  CHECK(f.port == 8080);
+  CHECK(f.is_not_fc);
+  CHECK_FALSE(f.verbose);
+  CHECK(f.cgroup_root == "/x");
+  Flags g;
+  CHECK_FALSE(parse_flags({"--port=0", "-no-cgroups", "-idle-timeout-ms", "250"}, g));
+  CHECK(g.port == 0);
+  CHECK(g.no_cgroups);
+  CHECK(g.idle_timeout == std::chrono::milliseconds(250));
+}
+
+TEST_CASE("flags: errors are reported, not guessed") {
+  Flags f;
+  CHECK(parse_flags({"--bogus"}, f).value() == "flag provided but not defined: -bogus");
+  CHECK(parse_flags({"-port"}, f).value() == "flag needs an argument: -port");
+  CHECK(parse_flags({"-port", "70000"}, f).has_value());
+  CHECK(parse_flags({"-port", "x"}, f).has_value());
+  CHECK(parse_flags({"-verbose=maybe"}, f).has_value());
+  CHECK(parse_flags({"stray"}, f).has_value());
+  CHECK(parse_flags({"--max-message-bytes", "0"}, f).has_value());
+}

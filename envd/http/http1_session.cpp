@@ -1,0 +1,411 @@
+// HTTP/1.1 sessions (Beast parser, hand-written response framing): keep-alive, pipelining in order,
+// chunked request bodies, Expect: 100-continue, chunked streaming responses flushed per write,
+// trailers, and the h2c upgrade.
+#include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include "envd/http/event.h"
+#include "envd/http/server.h"
+#include "envd/log.h"
+
+namespace envd::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kMaxPipelineBuffer = 64 * 1024;
+
+bool token_list_contains(std::string_view list, std::string_view token) {
+  std::string lower = to_lower(list);
+  std::string_view rest = lower;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item == token) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// "content-type" → "Content-Type" (HTTP/1.1 names are case-insensitive; this is for readers).
+std::string canonical_name(std::string_view lower) {
+  std::string out(lower);
+  bool up = true;
+  for (char& c : out) {
+    if (up && c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    up = (c == '-');
+  }
+  return out;
+}
+
+std::optional<std::string> base64url_decode(std::string_view in) {
+  std::string out;
+  unsigned val = 0;
+  int bits = -8;
+  for (char c : in) {
+    int d;
+    if (c >= 'A' && c <= 'Z')
+      d = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      d = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      d = 62;
+    else if (c == '_' || c == '/')
+      d = 63;
+    else if (c == '=')
+      break;
+    else
+      return std::nullopt;
+    val = (val << 6) | static_cast<unsigned>(d);
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+class Http1Exchange final : public Exchange {
+ public:
+  Http1Exchange(beast::tcp_stream& stream, beast::flat_buffer& buf, bhttp::request_parser<bhttp::buffer_body>& parser,
+                RequestHead head, bool keep_alive)
+      : stream_(stream),
+        buf_(buf),
+        parser_(parser),
+        head_(std::move(head)),
+        closed_ev_(stream.get_executor()),
+        watch_done_(stream.get_executor()),
+        keep_alive_(keep_alive) {
+    body_done_ = parser_.is_done();
+    if (auto e = head_.header("expect")) expects_continue_ = to_lower(*e) == "100-continue";
+    if (body_done_) start_watch();
+  }
+
+  const RequestHead& request() const override { return head_; }
+  asio::any_io_executor executor() const override { return stream_.get_executor(); }
+
+  asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override {
+    if (body_done_) co_return BodyRead::end;
+    if (closed_) co_return BodyRead::error;
+    if (expects_continue_ && !continue_sent_) {
+      continue_sent_ = true;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      boost::system::error_code ec;
+      co_await asio::async_write(stream_.socket(), asio::buffer(kContinue.data(), kContinue.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return mark_closed(), BodyRead::error;
+    }
+    if (max_bytes == 0) max_bytes = 1;
+    std::size_t old = out.size();
+    out.resize(old + max_bytes);
+    std::size_t got = 0;
+    while (got == 0 && !parser_.is_done()) {
+      auto& body = parser_.get().body();
+      body.data = out.data() + old;
+      body.size = max_bytes;
+      boost::system::error_code ec;
+      stream_.expires_after(idle_timeout_);
+      co_await bhttp::async_read_some(stream_, buf_, parser_, asio::redirect_error(asio::use_awaitable, ec));
+      stream_.expires_never();
+      got = max_bytes - parser_.get().body().size;
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) {
+        out.resize(old);
+        body_failed_ = true;
+        mark_closed();
+        co_return BodyRead::error;
+      }
+    }
+    out.resize(old + got);
+    if (parser_.is_done()) {
+      body_done_ = true;
+      start_watch();
+    }
+    if (got > 0) co_return BodyRead::data;
+    co_return BodyRead::end;
+  }
+
+  asio::awaitable<bool> write_head(ResponseHead head) override {
+    if (head_sent_ || closed_) co_return !closed_;
+    head_sent_ = true;
+    std::string out = "HTTP/1.1 " + std::to_string(head.status) + " ";
+    out += std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(head.status)));
+    out += "\r\n";
+    auto add = [&](const std::string& name, const std::string& value) {
+      out += canonical_name(name);
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    };
+    for (const auto& [n, v] : head.headers) add(n, v);
+    for (const auto& [n, v] : extra_headers_) add(n, v);
+    bool no_body =
+        head.status == 204 || head.status == 304 || (head.status >= 100 && head.status < 200) || head_.method == "HEAD";
+    if (head.content_length) {
+      if (!no_body || head.status == 304 || head_.method == "HEAD")
+        add("content-length", std::to_string(*head.content_length));
+    } else if (!no_body) {
+      if (head_.version >= 11) {
+        chunked_ = true;
+        add("transfer-encoding", "chunked");
+      } else {
+        keep_alive_ = false;  // HTTP/1.0 without a length: the body ends at close
+      }
+    }
+    if (!keep_alive_) add("connection", "close");
+    out += "\r\n";
+    co_return co_await write_raw(std::move(out));
+  }
+
+  asio::awaitable<bool> write_body(std::string data) override {
+    if (closed_) co_return false;
+    if (data.empty()) co_return true;
+    if (!chunked_) co_return co_await write_raw(std::move(data));
+    char size_line[24];
+    int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, static_cast<std::size_t>(n)), asio::buffer(data),
+                                           asio::buffer("\r\n", 2)};
+    co_return co_await write_buffers(bufs);
+  }
+
+  asio::awaitable<void> finish(Headers trailers) override {
+    if (finished_) co_return;
+    finished_ = true;
+    if (closed_ || !chunked_) co_return;
+    std::string out = "0\r\n";
+    for (const auto& [n, v] : trailers) out += canonical_name(n) + ": " + v + "\r\n";
+    out += "\r\n";
+    co_await write_raw(std::move(out));
+  }
+
+  bool closed() const override { return closed_; }
+  asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
+
+  // After the handler: make sure a response went out, stop the watcher, and tell whether the
+  // connection can carry another request.
+  asio::awaitable<bool> complete() {
+    if (!head_sent_ && !closed_) {
+      Headers h{{"content-type", "text/plain; charset=utf-8"}};
+      co_await respond(500, std::move(h), std::string("internal error: no response\n"));
+    } else if (!finished_) {
+      co_await finish({});
+    }
+    if (watching_) {
+      watch_cancel_.emit(asio::cancellation_type::all);
+      co_await watch_done_.wait();
+    }
+    if (closed_ || !keep_alive_ || body_failed_) co_return false;
+    if (!body_done_) {
+      // The handler did not read the whole body. If the client still waits for 100-continue it will
+      // not send it; otherwise drain a bounded amount so the next request can be parsed.
+      if (expects_continue_ && !continue_sent_) co_return false;
+      std::string sink;
+      std::size_t drained = 0;
+      while (!body_done_ && drained < (1u << 20)) {
+        sink.clear();
+        if (co_await read_body(sink, 64 * 1024) == BodyRead::error) co_return false;
+        drained += sink.size();
+      }
+      if (!body_done_) co_return false;
+      if (watching_) {
+        watch_cancel_.emit(asio::cancellation_type::all);
+        co_await watch_done_.wait();
+      }
+    }
+    co_return !closed_;
+  }
+
+  std::chrono::milliseconds idle_timeout_{640'000};
+
+ private:
+  void mark_closed() {
+    closed_ = true;
+    closed_ev_.set();
+  }
+
+  asio::awaitable<bool> write_raw(std::string data) {
+    std::array<asio::const_buffer, 1> bufs{asio::buffer(data)};
+    co_return co_await write_buffers(bufs);
+  }
+
+  template <class Buffers>
+  asio::awaitable<bool> write_buffers(const Buffers& bufs) {
+    boost::system::error_code ec;
+    // Not cancellable: a half-written chunk would corrupt the stream for the error frame after it.
+    co_await asio::async_write(
+        stream_.socket(), bufs,
+        asio::bind_cancellation_slot(asio::cancellation_slot(), asio::redirect_error(asio::use_awaitable, ec)));
+    if (ec) {
+      mark_closed();
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // Once the request body is complete, keep a read pending so that a client that goes away is
+  // noticed while a long response streams. Pipelined bytes are kept for the next request.
+  void start_watch() {
+    if (watching_ || closed_) return;
+    watching_ = true;
+    watch_done_.reset();
+    asio::co_spawn(stream_.get_executor(), watch(), asio::detached);
+  }
+
+  asio::awaitable<void> watch() {
+    while (!closed_ && buf_.size() < kMaxPipelineBuffer) {
+      boost::system::error_code ec;
+      std::size_t n = co_await stream_.socket().async_read_some(
+          buf_.prepare(4096),
+          asio::bind_cancellation_slot(watch_cancel_.slot(), asio::redirect_error(asio::use_awaitable, ec)));
+      if (ec) {
+        if (ec != asio::error::operation_aborted) mark_closed();
+        break;
+      }
+      buf_.commit(n);
+    }
+    watching_ = false;
+    watch_done_.set();
+  }
+
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buf_;
+  bhttp::request_parser<bhttp::buffer_body>& parser_;
+  RequestHead head_;
+  Event closed_ev_;
+  Event watch_done_;
+  asio::cancellation_signal watch_cancel_;
+  bool keep_alive_;
+  bool closed_ = false;
+  bool body_done_ = false;
+  bool body_failed_ = false;
+  bool expects_continue_ = false;
+  bool continue_sent_ = false;
+  bool chunked_ = false;
+  bool finished_ = false;
+  bool watching_ = false;
+};
+
+RequestHead make_head(const bhttp::request_parser<bhttp::buffer_body>& parser) {
+  const auto& req = parser.get();
+  RequestHead head;
+  head.method = std::string(req.method_string());
+  head.target = std::string(req.target());
+  auto q = head.target.find('?');
+  head.path = head.target.substr(0, q);
+  if (q != std::string::npos) head.query = head.target.substr(q + 1);
+  head.version = static_cast<int>(req.version());
+  for (const auto& f : req) head.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
+  return head;
+}
+
+bool is_h2c_upgrade(const RequestHead& head) {
+  auto upgrade = head.header("upgrade");
+  auto connection = head.header("connection");
+  return upgrade && connection && head.header("http2-settings") && token_list_contains(*upgrade, "h2c") &&
+         token_list_contains(*connection, "upgrade") && token_list_contains(*connection, "http2-settings");
+}
+
+asio::awaitable<void> write_plain_error(tcp::socket& sock, int status, std::string_view reason) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
+                    "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(reason.size() + 1) + "\r\n\r\n" + std::string(reason) + "\n";
+  boost::system::error_code ec;
+  co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, ServerContext& ctx) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buf;
+  {
+    auto b = buf.prepare(initial.size());
+    asio::buffer_copy(b, asio::buffer(initial));
+    buf.commit(initial.size());
+  }
+  for (;;) {
+    bhttp::request_parser<bhttp::buffer_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(ctx.config.max_header_bytes, UINT32_MAX)));
+    parser.body_limit(boost::none);  // bodies are streamed; the RPC layer limits messages
+    boost::system::error_code ec;
+    stream.expires_after(ctx.config.idle_timeout);
+    co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+    stream.expires_never();
+    if (ec) {
+      if (ec == bhttp::error::header_limit) {
+        co_await write_plain_error(stream.socket(), 431, "Request Header Fields Too Large");
+      } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof && ec != beast::error::timeout &&
+                 ec != asio::error::connection_reset && ec != asio::error::operation_aborted &&
+                 ec != bhttp::error::partial_message) {
+        log::debug("http", "bad HTTP/1.1 request: " + ec.message());
+        co_await write_plain_error(stream.socket(), 400, "Bad Request");
+      }
+      break;
+    }
+    RequestHead head = make_head(parser);
+    bool keep_alive = parser.get().keep_alive();
+
+    if (is_h2c_upgrade(head)) {
+      auto settings = base64url_decode(*head.header("http2-settings"));
+      UpgradedRequest up{std::move(head), {}, settings.value_or("")};
+      bool ok = settings.has_value();
+      // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.
+      while (ok && !parser.is_done()) {
+        std::array<char, 16 * 1024> tmp;
+        parser.get().body().data = tmp.data();
+        parser.get().body().size = tmp.size();
+        co_await bhttp::async_read_some(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) co_return;
+        up.body.append(tmp.data(), tmp.size() - parser.get().body().size);
+        if (up.body.size() > ctx.config.upgrade_body_limit) ok = false;
+      }
+      if (ok) {
+        static constexpr std::string_view k101 =
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+        co_await asio::async_write(stream.socket(), asio::buffer(k101.data(), k101.size()),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        std::string rest(static_cast<const char*>(buf.data().data()), buf.size());
+        co_await serve_http2(stream.release_socket(), std::move(rest), ctx, std::move(up));
+        co_return;
+      }
+      co_await write_plain_error(stream.socket(), ok ? 400 : 413, ok ? "Bad Request" : "Payload Too Large");
+      break;
+    }
+
+    Http1Exchange ex(stream, buf, parser, std::move(head), keep_alive);
+    ex.idle_timeout_ = ctx.config.idle_timeout;
+    try {
+      co_await ctx.handler(ex);
+    } catch (const std::exception& e) {
+      log::error("http", std::string("request handler failed: ") + e.what());
+    }
+    if (!co_await ex.complete()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().close(ignored);
+}
+
+}  // namespace envd::http

@@ -1,0 +1,509 @@
+// HTTP/2 (h2c) sessions on nghttp2: many concurrent streams, flow control both ways (request
+// bodies are consumed from the window only as handlers read them; responses queue up to a high
+// watermark and then suspend the writer), trailers, and stream 1 from an `Upgrade: h2c`.
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "envd/http/event.h"
+#include "envd/http/server.h"
+#include "envd/log.h"
+
+namespace envd::http {
+
+using asio::ip::tcp;
+
+namespace {
+
+class Http2Session;
+
+class H2Stream final : public Exchange {
+ public:
+  H2Stream(std::shared_ptr<Http2Session> session, std::int32_t id, const asio::any_io_executor& ex)
+      : session_(std::move(session)), id_(id), io_(ex), closed_ev_(ex) {}
+
+  const RequestHead& request() const override { return head_; }
+  asio::any_io_executor executor() const override;
+  asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override;
+  asio::awaitable<bool> write_head(ResponseHead head) override;
+  asio::awaitable<bool> write_body(std::string data) override;
+  asio::awaitable<void> finish(Headers trailers) override;
+  bool closed() const override { return closed_; }
+  asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
+
+  void mark_closed() {
+    closed_ = true;
+    closed_ev_.set();
+    io_.pulse();
+  }
+
+  std::shared_ptr<Http2Session> session_;
+  std::int32_t id_;
+  RequestHead head_;
+  std::size_t header_bytes_ = 0;
+  bool header_too_large_ = false;
+  // request body
+  std::string in_;
+  std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
+  bool in_end_ = false;
+  // response body
+  std::deque<std::string> out_;
+  std::size_t out_off_ = 0;
+  std::size_t out_bytes_ = 0;
+  bool out_eof_ = false;
+  Headers trailers_;
+  bool finished_ = false;
+  bool closed_ = false;
+  Event io_;  // pulses on any change: body arrived, queue drained, stream closed
+  Event closed_ev_;
+};
+
+class Http2Session : public std::enable_shared_from_this<Http2Session> {
+ public:
+  Http2Session(tcp::socket socket, ServerContext& ctx)
+      : socket_(std::move(socket)),
+        ctx_(ctx),
+        want_write_(socket_.get_executor()),
+        idle_timer_(socket_.get_executor()) {}
+
+  ~Http2Session() {
+    if (session_) nghttp2_session_del(session_);
+  }
+
+  asio::awaitable<void> run(std::string initial, std::optional<UpgradedRequest> upgraded);
+
+  void signal_write() { want_write_.pulse(); }
+  bool dead() const { return dead_; }
+  nghttp2_session* raw() { return session_; }
+  const ServerContext& ctx() const { return ctx_; }
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+  // data source for response bodies
+  static ssize_t read_response(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf, std::size_t length,
+                               std::uint32_t* flags, nghttp2_data_source* source, void* user);
+
+ private:
+  bool setup();
+  asio::awaitable<void> reader(std::string initial);
+  asio::awaitable<void> writer();
+  asio::awaitable<void> idle_watchdog();
+  void start_handler(const std::shared_ptr<H2Stream>& stream);
+  bool feed(const char* data, std::size_t n);
+  void teardown();
+  H2Stream* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                       const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* user);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id, const std::uint8_t* data,
+                           std::size_t len, void* user);
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* user);
+
+  tcp::socket socket_;
+  ServerContext& ctx_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  Event want_write_;
+  asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  bool dead_ = false;
+};
+
+// ---------------------------------------------------------------- H2Stream
+
+asio::any_io_executor H2Stream::executor() const { return session_->executor(); }
+
+asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_bytes) {
+  for (;;) {
+    if (!in_.empty()) {
+      std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
+      out.append(in_, 0, n);
+      in_.erase(0, n);
+      // Give the bytes back to the peer's send window only now: upload back-pressure.
+      std::size_t credit = std::min(n, in_unconsumed_);
+      in_unconsumed_ -= credit;
+      if (!session_->dead() && !closed_ && credit > 0) {
+        nghttp2_session_consume(session_->raw(), id_, credit);
+        session_->signal_write();
+      }
+      co_return BodyRead::data;
+    }
+    if (in_end_) co_return BodyRead::end;
+    if (closed_ || session_->dead()) co_return BodyRead::error;
+    co_await io_.wait_pulse();
+  }
+}
+
+asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
+  if (head_sent_ || closed_ || session_->dead()) co_return !(closed_ || session_->dead());
+  head_sent_ = true;
+  std::string status = std::to_string(head.status);
+  std::vector<std::pair<std::string, std::string>> hs;
+  hs.emplace_back(":status", status);
+  auto add = [&](const std::string& n, const std::string& v) {
+    std::string name = to_lower(n);
+    if (name == "connection" || name == "transfer-encoding" || name == "keep-alive" || name == "upgrade") return;
+    hs.emplace_back(std::move(name), v);
+  };
+  for (const auto& [n, v] : head.headers) add(n, v);
+  for (const auto& [n, v] : extra_headers_) add(n, v);
+  if (head.content_length) hs.emplace_back("content-length", std::to_string(*head.content_length));
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(hs.size());
+  for (auto& [n, v] : hs) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(n.data()), reinterpret_cast<std::uint8_t*>(v.data()), n.size(),
+                   v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider prd{};
+  prd.source.ptr = this;
+  prd.read_callback = &Http2Session::read_response;
+  int rv = nghttp2_submit_response(session_->raw(), id_, nva.data(), nva.size(), &prd);
+  if (rv != 0) {
+    mark_closed();
+    co_return false;
+  }
+  session_->signal_write();
+  co_return true;
+}
+
+asio::awaitable<bool> H2Stream::write_body(std::string data) {
+  if (closed_ || session_->dead()) co_return false;
+  if (data.empty()) co_return true;
+  out_bytes_ += data.size();
+  out_.push_back(std::move(data));
+  nghttp2_session_resume_data(session_->raw(), id_);
+  session_->signal_write();
+  // Back-pressure: a slow reader suspends the writer instead of growing the queue.
+  while (out_bytes_ > session_->ctx().config.write_high_watermark && !closed_ && !session_->dead()) {
+    co_await io_.wait_pulse();
+  }
+  co_return !(closed_ || session_->dead());
+}
+
+asio::awaitable<void> H2Stream::finish(Headers trailers) {
+  if (finished_) co_return;
+  finished_ = true;
+  if (closed_ || session_->dead()) co_return;
+  out_eof_ = true;
+  trailers_ = std::move(trailers);
+  nghttp2_session_resume_data(session_->raw(), id_);
+  session_->signal_write();
+  co_return;
+}
+
+// ---------------------------------------------------------------- Http2Session
+
+ssize_t Http2Session::read_response(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
+                                    std::size_t length, std::uint32_t* flags, nghttp2_data_source* source, void*) {
+  auto* s = static_cast<H2Stream*>(source->ptr);
+  std::size_t n = 0;
+  while (n < length && !s->out_.empty()) {
+    auto& front = s->out_.front();
+    std::size_t take = std::min(length - n, front.size() - s->out_off_);
+    std::memcpy(buf + n, front.data() + s->out_off_, take);
+    n += take;
+    s->out_off_ += take;
+    if (s->out_off_ == front.size()) {
+      s->out_.pop_front();
+      s->out_off_ = 0;
+    }
+  }
+  s->out_bytes_ -= n;
+  if (n > 0 && s->out_bytes_ <= s->session_->ctx().config.write_high_watermark / 2) s->io_.pulse();
+  if (s->out_.empty() && s->out_eof_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s->trailers_.empty()) {
+      std::vector<nghttp2_nv> nva;
+      for (auto& [k, v] : s->trailers_) {
+        nva.push_back({reinterpret_cast<std::uint8_t*>(k.data()), reinterpret_cast<std::uint8_t*>(v.data()), k.size(),
+                       v.size(), NGHTTP2_NV_FLAG_NONE});
+      }
+      if (nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+  if (n == 0) return NGHTTP2_ERR_DEFERRED;
+  return static_cast<ssize_t>(n);
+}
+
+int Http2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto stream = std::make_shared<H2Stream>(self->shared_from_this(), frame->hd.stream_id, self->executor());
+  stream->head_.version = 20;
+  self->streams_[frame->hd.stream_id] = std::move(stream);
+  return 0;
+}
+
+int Http2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame, const std::uint8_t* name,
+                            std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                            void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers ignored
+  H2Stream* s = self->find(frame->hd.stream_id);
+  if (!s) return 0;
+  s->header_bytes_ += namelen + valuelen + 32;
+  if (s->header_bytes_ > self->ctx_.config.max_header_bytes) {
+    s->header_too_large_ = true;
+    return 0;
+  }
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":method") {
+    s->head_.method = std::move(v);
+  } else if (n == ":path") {
+    s->head_.target = std::move(v);
+  } else if (n == ":authority") {
+    s->head_.headers.emplace_back("host", std::move(v));
+  } else if (!n.empty() && n[0] == ':') {
+    // :scheme and others: nothing to keep
+  } else {
+    s->head_.headers.emplace_back(std::string(n), std::move(v));
+  }
+  (void)session;
+  return 0;
+}
+
+int Http2Session::on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  H2Stream* s = self->find(frame->hd.stream_id);
+  if (!s) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->in_end_ = true;
+    if (s->header_too_large_) {
+      nghttp2_nv nv[] = {{(std::uint8_t*)":status", (std::uint8_t*)"431", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+      nghttp2_submit_response(session, s->id_, nv, 1, nullptr);
+      return 0;
+    }
+    auto q = s->head_.target.find('?');
+    s->head_.path = s->head_.target.substr(0, q);
+    if (q != std::string::npos) s->head_.query = s->head_.target.substr(q + 1);
+    self->start_handler(self->streams_[frame->hd.stream_id]);
+    return 0;
+  }
+  if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    s->in_end_ = true;
+    s->io_.pulse();
+  }
+  return 0;
+}
+
+int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
+                                std::size_t len, void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  H2Stream* s = self->find(stream_id);
+  if (!s) {
+    nghttp2_session_consume_connection(self->session_, len);
+    return 0;
+  }
+  s->in_.append(reinterpret_cast<const char*>(data), len);
+  s->in_unconsumed_ += len;
+  s->io_.pulse();
+  return 0;
+}
+
+int Http2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  auto stream = it->second;
+  self->streams_.erase(it);
+  // Bytes the handler never read still count against the connection window: return them.
+  if (stream->in_unconsumed_ > 0) {
+    nghttp2_session_consume_connection(self->session_, stream->in_unconsumed_);
+    stream->in_unconsumed_ = 0;
+  }
+  stream->mark_closed();
+  self->last_activity_ = std::chrono::steady_clock::now();
+  return 0;
+}
+
+bool Http2Session::setup() {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, &on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_send_header_block_length(opt, 1u << 20);
+  int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) return false;
+  const auto& cfg = ctx_.config;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.h2_max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg.h2_stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX))},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<std::int32_t>(cfg.h2_connection_window));
+  return true;
+}
+
+void Http2Session::start_handler(const std::shared_ptr<H2Stream>& stream) {
+  auto self = shared_from_this();
+  asio::co_spawn(
+      executor(),
+      [self, stream]() -> asio::awaitable<void> {
+        try {
+          co_await self->ctx_.handler(*stream);
+        } catch (const std::exception& e) {
+          log::error("http2", std::string("request handler failed: ") + e.what());
+        }
+        if (!stream->head_sent() && !stream->closed() && !self->dead()) {
+          Headers h{{"content-type", "text/plain; charset=utf-8"}};
+          co_await stream->respond(500, std::move(h), std::string("internal error: no response\n"));
+        } else {
+          co_await stream->finish({});
+        }
+        // The response is complete; a request body the handler left unread is not wanted.
+        if (!stream->in_end_ && !stream->closed() && !self->dead()) {
+          nghttp2_submit_rst_stream(self->raw(), NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
+          self->signal_write();
+        }
+      },
+      asio::detached);
+}
+
+bool Http2Session::feed(const char* data, std::size_t n) {
+  ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), n);
+  signal_write();
+  if (rv < 0) {
+    log::debug("http2", std::string("protocol error: ") + nghttp2_strerror(static_cast<int>(rv)));
+    return false;
+  }
+  return true;
+}
+
+asio::awaitable<void> Http2Session::reader(std::string initial) {
+  if (!initial.empty() && !feed(initial.data(), initial.size())) co_return;
+  std::vector<char> buf(64 * 1024);
+  for (;;) {
+    boost::system::error_code ec;
+    std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    last_activity_ = std::chrono::steady_clock::now();
+    if (!feed(buf.data(), n)) co_return;
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) co_return;
+  }
+}
+
+asio::awaitable<void> Http2Session::writer() {
+  std::string out;
+  while (!dead_) {
+    out.clear();
+    for (;;) {
+      const std::uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        dead_ = true;
+        break;
+      }
+      if (n == 0) break;
+      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      if (out.size() >= 128 * 1024) break;
+    }
+    if (!out.empty()) {
+      boost::system::error_code ec;
+      co_await asio::async_write(socket_, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      last_activity_ = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (dead_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) break;
+    co_await want_write_.wait_pulse();
+  }
+  dead_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+asio::awaitable<void> Http2Session::idle_watchdog() {
+  auto period = std::max<std::chrono::milliseconds>(ctx_.config.idle_timeout / 4, std::chrono::milliseconds(10));
+  while (!dead_) {
+    idle_timer_.expires_after(period);
+    boost::system::error_code ec;
+    co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (dead_) break;
+    if (streams_.empty() && std::chrono::steady_clock::now() - last_activity_ >= ctx_.config.idle_timeout) {
+      nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                            NGHTTP2_NO_ERROR, nullptr, 0);
+      signal_write();
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+      break;
+    }
+  }
+}
+
+void Http2Session::teardown() {
+  dead_ = true;
+  signal_write();
+  idle_timer_.cancel();
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, s] : streams) s->mark_closed();
+}
+
+asio::awaitable<void> Http2Session::run(std::string initial, std::optional<UpgradedRequest> upgraded) {
+  if (!setup()) co_return;
+  auto self = shared_from_this();
+  if (upgraded) {
+    int rv = nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(upgraded->settings.data()),
+                                      upgraded->settings.size(), upgraded->head.method == "HEAD", nullptr);
+    if (rv != 0) co_return;
+    auto stream = std::make_shared<H2Stream>(self, 1, executor());
+    stream->head_ = std::move(upgraded->head);
+    stream->head_.version = 20;
+    // Connection-level headers of the HTTP/1.1 request do not apply to the HTTP/2 stream.
+    std::erase_if(stream->head_.headers, [](const auto& h) {
+      return h.first == "connection" || h.first == "upgrade" || h.first == "http2-settings" ||
+             h.first == "transfer-encoding" || h.first == "content-length";
+    });
+    stream->in_ = std::move(upgraded->body);
+    stream->in_end_ = true;
+    streams_[1] = stream;
+    start_handler(stream);
+  }
+  asio::co_spawn(
+      executor(), [self]() { return self->writer(); }, asio::detached);
+  asio::co_spawn(
+      executor(), [self]() { return self->idle_watchdog(); }, asio::detached);
+  co_await reader(std::move(initial));
+  teardown();
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_http2(tcp::socket socket, std::string initial, ServerContext& ctx,
+                                  std::optional<UpgradedRequest> upgraded) {
+  auto session = std::make_shared<Http2Session>(std::move(socket), ctx);
+  co_await session->run(std::move(initial), std::move(upgraded));
+}
+
+}  // namespace envd::http

@@ -1,0 +1,87 @@
+#include "envd/rpc/codec.h"
+
+#include <doctest/doctest.h>
+
+#include "envdtest.pb.h"
+#include "filesystem.pb.h"
+#include "process.pb.h"
+
+using namespace envd::rpc;
+
+TEST_CASE("codec: JSON omits defaults, writes int64 as string, bytes as base64, enums as names") {
+  process::ProcessEvent ev;
+  ev.mutable_end()->set_exited(true);
+  ev.mutable_end()->set_status("exit status 0");
+  CHECK(encode_message(Codec::json, ev) == R"({"end":{"exited":true,"status":"exit status 0"}})");
+
+  envdtest::EchoResponse r;
+  r.set_number(13);
+  r.set_payload("hi");
+  CHECK(encode_message(Codec::json, r) == R"({"payload":"aGk=","number":"13"})");
+
+  filesystem::EntryInfo e;
+  e.set_type(filesystem::FILE_TYPE_DIRECTORY);
+  CHECK(encode_message(Codec::json, e) == R"({"type":"FILE_TYPE_DIRECTORY"})");
+}
+
+TEST_CASE("codec: JSON end event with exit code -1 (sint32)") {
+  process::ProcessEvent ev;
+  ev.mutable_end()->set_exit_code(-1);
+  ev.mutable_end()->set_status("signal: killed");
+  ev.mutable_end()->set_error("signal: killed");
+  CHECK(encode_message(Codec::json, ev) ==
+        R"({"end":{"exitCode":-1,"status":"signal: killed","error":"signal: killed"}})");
+}
+
+TEST_CASE("codec: JSON decoding accepts camelCase and proto names, ignores unknown fields") {
+  process::StartRequest req;
+  auto st = decode_message(Codec::json, R"({"process":{"cmd":"ls","args":["-l"]},"unknownField":1,"stdin":true})", req);
+  REQUIRE(st.ok());
+  CHECK(req.process().cmd() == "ls");
+  CHECK(req.stdin());
+
+  filesystem::WatchDirRequest w;
+  REQUIRE(decode_message(Codec::json, R"({"include_entry":true,"allowNetworkMounts":true})", w).ok());
+  CHECK(w.include_entry());
+  CHECK(w.allow_network_mounts());
+
+  envdtest::EchoRequest e;
+  REQUIRE(decode_message(Codec::json, R"({"number":"42"})", e).ok());
+  CHECK(e.number() == 42);
+  REQUIRE(decode_message(Codec::json, R"({"number":7})", e).ok());
+  CHECK(e.number() == 7);
+}
+
+TEST_CASE("codec: bad input is invalid_argument") {
+  envdtest::EchoRequest e;
+  auto empty = decode_message(Codec::json, "", e);
+  CHECK(empty.code == Code::invalid_argument);
+  CHECK(empty.message.find("zero-length payload") != std::string::npos);
+  CHECK(decode_message(Codec::json, "{not json", e).code == Code::invalid_argument);
+  CHECK(decode_message(Codec::proto, "\xff\xff\xff", e).code == Code::invalid_argument);
+  // An empty binary message is valid: every field at its default.
+  CHECK(decode_message(Codec::proto, "", e).ok());
+}
+
+TEST_CASE("codec: binary round trip") {
+  envdtest::EchoRequest in;
+  in.set_text("t");
+  in.set_payload(std::string("\0\1\2", 3));
+  in.set_number(-5);
+  envdtest::EchoRequest out;
+  REQUIRE(decode_message(Codec::proto, encode_message(Codec::proto, in), out).ok());
+  CHECK(out.payload() == in.payload());
+  CHECK(out.number() == -5);
+}
+
+TEST_CASE("codec: gzip round trip and limits") {
+  std::string data(100000, 'a');
+  std::string z = gzip_compress(data);
+  CHECK(z.size() < data.size());
+  std::string out;
+  REQUIRE(gzip_decompress(z, 1 << 20, out).ok());
+  CHECK(out == data);
+  CHECK(gzip_decompress(z, 1000, out).code == Code::resource_exhausted);
+  CHECK(gzip_decompress("not gzip", 1000, out).code == Code::invalid_argument);
+  CHECK(gzip_decompress(z.substr(0, z.size() / 2), 1 << 20, out).code == Code::invalid_argument);
+}

@@ -1,0 +1,378 @@
+#include "envd/rpc/rpc_server.h"
+
+#include <google/protobuf/message.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "envd/log.h"
+#include "envd/rpc/envelope.h"
+#include "envd/rpc/timeout.h"
+
+namespace envd::rpc {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// True if a comma-separated coding list (Accept-Encoding style) names gzip with q > 0.
+bool accepts_gzip(std::optional<std::string_view> header) {
+  if (!header) return false;
+  std::string lower = http::to_lower(*header);
+  std::string_view rest = lower;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string_view item = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    auto semi = item.find(';');
+    std::string_view coding = trim(item.substr(0, semi));
+    if (coding != "gzip") continue;
+    if (semi != std::string_view::npos) {
+      std::string_view params = trim(item.substr(semi + 1));
+      if (params == "q=0" || params == "q=0.0" || params == "q=0.00" || params == "q=0.000") return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<WireFormat> detect_wire_format(std::string_view content_type) {
+  std::string ct = http::to_lower(content_type);
+  std::string_view media = trim(std::string_view(ct).substr(0, ct.find(';')));
+  std::string params = ct.find(';') == std::string::npos ? "" : ct.substr(ct.find(';') + 1);
+  auto is_utf8_or_absent = [&] {
+    std::string_view p = trim(params);
+    return p.empty() || p == "charset=utf-8" || p == "charset=\"utf-8\"";
+  };
+  auto make = [&](Protocol p, Codec c) { return WireFormat{p, c, std::string(media)}; };
+  if (media == "application/proto") return make(Protocol::connect_unary, Codec::proto);
+  if (media == "application/json" && is_utf8_or_absent()) return make(Protocol::connect_unary, Codec::json);
+  if (media == "application/connect+proto") return make(Protocol::connect_stream, Codec::proto);
+  if (media == "application/connect+json" && is_utf8_or_absent()) return make(Protocol::connect_stream, Codec::json);
+  if (media == "application/grpc" || media == "application/grpc+proto") return make(Protocol::grpc, Codec::proto);
+  if (media == "application/grpc+json") return make(Protocol::grpc, Codec::json);
+  if (media == "application/grpc-web" || media == "application/grpc-web+proto") {
+    return make(Protocol::grpc_web, Codec::proto);
+  }
+  if (media == "application/grpc-web+json") return make(Protocol::grpc_web, Codec::json);
+  return std::nullopt;
+}
+
+namespace {
+
+// One RPC in flight: it is the handler's CallContext, its source of requests and its sink.
+class RpcCall final : public CallContext, public MessageSource, public MessageSink {
+ public:
+  RpcCall(http::Exchange& ex, WireFormat wire, const RpcConfig& cfg)
+      : ex_(ex), wire_(std::move(wire)), cfg_(cfg), reader_(cfg.max_request_message_bytes) {}
+
+  // --- CallContext
+  std::optional<std::string_view> header(std::string_view lower_name) const override {
+    return ex_.request().header(lower_name);
+  }
+  asio::any_io_executor executor() const override { return ex_.executor(); }
+
+  // --- setup: timeouts and compression. Returns a non-ok status to refuse the call.
+  Status prepare() {
+    const auto& req = ex_.request();
+    if (wire_.protocol == Protocol::connect_unary || wire_.protocol == Protocol::connect_stream) {
+      if (auto t = req.header("connect-timeout-ms")) {
+        auto ms = parse_connect_timeout(*t);
+        if (!ms)
+          return error(Code::invalid_argument, "protocol error: invalid connect timeout \"" + std::string(*t) + "\"");
+        timeout = *ms;
+      }
+    } else if (auto t = req.header("grpc-timeout")) {
+      auto ns = parse_grpc_timeout(*t);
+      if (!ns) return error(Code::invalid_argument, "protocol error: invalid grpc timeout \"" + std::string(*t) + "\"");
+      timeout = *ns;
+    }
+    if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+
+    std::string_view enc_header, accept_header;
+    switch (wire_.protocol) {
+      case Protocol::connect_unary:
+        enc_header = "content-encoding";
+        accept_header = "accept-encoding";
+        break;
+      case Protocol::connect_stream:
+        enc_header = "connect-content-encoding";
+        accept_header = "connect-accept-encoding";
+        break;
+      case Protocol::grpc:
+      case Protocol::grpc_web:
+        enc_header = "grpc-encoding";
+        accept_header = "grpc-accept-encoding";
+        break;
+    }
+    if (auto enc = req.header(enc_header)) {
+      std::string e = http::to_lower(trim(*enc));
+      if (e == "gzip") {
+        request_gzip_ = true;
+      } else if (!e.empty() && e != "identity") {
+        return error(Code::unimplemented,
+                     "unknown compression \"" + std::string(*enc) + "\": supported encodings are gzip");
+      }
+    }
+    response_gzip_ = accepts_gzip(req.header(accept_header));
+    return {};
+  }
+
+  // --- MessageSource
+  const Status& status() const override { return source_status_; }
+
+  asio::awaitable<ReadResult> read(google::protobuf::Message& out) override {
+    if (!source_status_.ok()) co_return ReadResult::error;
+    if (wire_.protocol == Protocol::connect_unary) co_return co_await read_unary(out);
+    for (;;) {
+      Envelope env;
+      switch (reader_.next(env)) {
+        case EnvelopeReader::Result::envelope: {
+          std::string inflated;
+          std::string_view payload = env.payload;
+          if (env.flags & kFlagCompressed) {
+            if (!request_gzip_) {
+              co_return fail(error(Code::internal, "protocol error: received compressed message without compression"));
+            }
+            Status st = gzip_decompress(env.payload, cfg_.max_request_message_bytes, inflated);
+            if (!st.ok()) co_return fail(std::move(st));
+            payload = inflated;
+          }
+          Status st = decode_message(wire_.codec, payload, out);
+          if (!st.ok()) co_return fail(std::move(st));
+          co_return ReadResult::message;
+        }
+        case EnvelopeReader::Result::too_large: co_return fail(too_large(reader_.announced_length()));
+        case EnvelopeReader::Result::need_more: break;
+      }
+      if (body_ended_) {
+        if (reader_.pending() > 0) {
+          co_return fail(error(Code::invalid_argument,
+                               "protocol error: promised " + std::to_string(reader_.announced_length()) +
+                                   " bytes in enveloped message, got " +
+                                   std::to_string(reader_.pending() >= 5 ? reader_.pending() - 5 : 0) + " bytes"));
+        }
+        co_return ReadResult::end;
+      }
+      std::string chunk;
+      auto r = co_await ex_.read_body(chunk, 256 * 1024);
+      if (r == http::BodyRead::data) {
+        reader_.feed(chunk);
+      } else if (r == http::BodyRead::end) {
+        body_ended_ = true;
+      } else {
+        co_return fail(error(Code::canceled, "client disconnected while sending the request"));
+      }
+    }
+  }
+
+  // --- MessageSink
+  asio::awaitable<bool> send(const google::protobuf::Message& msg) override {
+    if (wire_.protocol == Protocol::connect_unary) {
+      unary_response_ = encode_message(wire_.codec, msg);
+      co_return true;
+    }
+    if (!co_await ensure_head()) co_return false;
+    std::string payload = encode_message(wire_.codec, msg);
+    std::uint8_t flags = 0;
+    if (response_gzip_) {
+      payload = gzip_compress(payload);
+      flags |= kFlagCompressed;
+    }
+    co_return co_await ex_.write_body(encode_envelope(flags, payload));
+  }
+
+  // --- completion
+  asio::awaitable<void> finish(const Status& st) {
+    if (ex_.closed()) co_return;
+    switch (wire_.protocol) {
+      case Protocol::connect_unary: {
+        if (!st.ok()) {
+          http::Headers h{{"content-type", "application/json"}};
+          co_await ex_.respond(http_status_for(st.code), std::move(h), connect_error_json(st));
+          co_return;
+        }
+        http::Headers h{{"content-type", wire_.content_type}};
+        std::string body = std::move(unary_response_);
+        if (response_gzip_) {
+          body = gzip_compress(body);
+          h.emplace_back("content-encoding", "gzip");
+        }
+        co_await ex_.respond(200, std::move(h), std::move(body));
+        co_return;
+      }
+      case Protocol::connect_stream: {
+        if (!co_await ensure_head()) co_return;
+        std::string end = "{}";
+        if (!st.ok()) end = "{\"error\":" + connect_error_json(st) + "}";
+        if (!co_await ex_.write_body(encode_envelope(kFlagConnectEndStream, end))) co_return;
+        co_await ex_.finish();
+        co_return;
+      }
+      case Protocol::grpc: {
+        if (!co_await ensure_head()) co_return;
+        http::Headers trailers{{"grpc-status", std::to_string(static_cast<int>(st.code))}};
+        if (!st.message.empty()) trailers.emplace_back("grpc-message", grpc_percent_encode(st.message));
+        co_await ex_.finish(std::move(trailers));
+        co_return;
+      }
+      case Protocol::grpc_web: {
+        if (!co_await ensure_head()) co_return;
+        std::string t = "grpc-status: " + std::to_string(static_cast<int>(st.code)) + "\r\n";
+        if (!st.message.empty()) t += "grpc-message: " + grpc_percent_encode(st.message) + "\r\n";
+        if (!co_await ex_.write_body(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
+        co_await ex_.finish();
+        co_return;
+      }
+    }
+  }
+
+ private:
+  Status too_large(std::uint64_t size) const {
+    return error(Code::resource_exhausted, "message size " + std::to_string(size) + " is larger than configured max " +
+                                               std::to_string(cfg_.max_request_message_bytes));
+  }
+
+  ReadResult fail(Status st) {
+    source_status_ = std::move(st);
+    return ReadResult::error;
+  }
+
+  asio::awaitable<ReadResult> read_unary(google::protobuf::Message& out) {
+    if (unary_read_) co_return ReadResult::end;
+    unary_read_ = true;
+    std::string body;
+    auto r = co_await http::read_whole_body(ex_, body, cfg_.max_request_message_bytes);
+    if (r == http::BodyRead::too_large) co_return fail(too_large(body.size()));
+    if (r != http::BodyRead::end)
+      co_return fail(error(Code::canceled, "client disconnected while sending the request"));
+    if (request_gzip_) {
+      std::string inflated;
+      Status st = gzip_decompress(body, cfg_.max_request_message_bytes, inflated);
+      if (!st.ok()) co_return fail(std::move(st));
+      body = std::move(inflated);
+    }
+    Status st = decode_message(wire_.codec, body, out);
+    if (!st.ok()) co_return fail(std::move(st));
+    co_return ReadResult::message;
+  }
+
+  asio::awaitable<bool> ensure_head() {
+    if (ex_.head_sent()) co_return !ex_.closed();
+    http::ResponseHead head;
+    head.status = 200;
+    head.headers.emplace_back("content-type", wire_.content_type);
+    if (wire_.protocol == Protocol::connect_stream) {
+      if (response_gzip_) head.headers.emplace_back("connect-content-encoding", "gzip");
+    } else {
+      if (response_gzip_) head.headers.emplace_back("grpc-encoding", "gzip");
+      head.headers.emplace_back("grpc-accept-encoding", "gzip");
+    }
+    co_return co_await ex_.write_head(std::move(head));
+  }
+
+  http::Exchange& ex_;
+  WireFormat wire_;
+  const RpcConfig& cfg_;
+  EnvelopeReader reader_;
+  bool body_ended_ = false;
+  bool unary_read_ = false;
+  bool request_gzip_ = false;
+  bool response_gzip_ = false;
+  Status source_status_;
+  std::string unary_response_;
+};
+
+asio::awaitable<Status> run_handler(const Method& m, RpcCall& call) {
+  try {
+    co_return co_await m.handler(call, call, call);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) throw;  // cancelled: another branch won the race
+    log::error("rpc", std::string(m.service) + "/" + m.name + " threw: " + e.what());
+    co_return error(Code::internal, e.what());
+  } catch (const std::exception& e) {
+    log::error("rpc", std::string(m.service) + "/" + m.name + " threw: " + e.what());
+    co_return error(Code::internal, e.what());
+  }
+}
+
+bool streaming_protocol_fits(Protocol p, MethodKind k) {
+  if (p == Protocol::connect_unary) return k == MethodKind::unary;
+  if (p == Protocol::connect_stream) return k != MethodKind::unary;
+  return true;
+}
+
+}  // namespace
+
+bool RpcServer::owns(std::string_view path) const {
+  bool service_known = false;
+  registry_.find(path, &service_known);
+  return service_known;
+}
+
+asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
+  const auto& req = ex.request();
+  if (req.method != "POST") {
+    http::Headers h{{"allow", "POST"}, {"content-type", "text/plain; charset=utf-8"}};
+    co_await ex.respond(405, std::move(h), std::string("Method Not Allowed\n"));
+    co_return;
+  }
+  auto wire = detect_wire_format(req.header("content-type").value_or(""));
+  bool service_known = false;
+  const Method* m = registry_.find(req.path, &service_known);
+  if (!wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
+    http::Headers h{{"accept-post",
+                     "application/json, application/proto, application/connect+json, application/connect+proto, "
+                     "application/grpc, application/grpc+proto, application/grpc+json, application/grpc-web, "
+                     "application/grpc-web+proto, application/grpc-web+json"}};
+    co_await ex.respond(415, std::move(h), {});
+    co_return;
+  }
+
+  RpcCall call(ex, *wire, config_);
+  if (!m) {
+    Status st = error(Code::unimplemented, std::string(req.path) + " is not a method of this service");
+    if (wire->protocol == Protocol::connect_unary) {
+      // A known service with an unknown method: 404, with the Connect error that maps to it.
+      http::Headers h{{"content-type", "application/json"}};
+      co_await ex.respond(404, std::move(h), connect_error_json(st));
+    } else {
+      co_await call.finish(st);
+    }
+    co_return;
+  }
+
+  Status st = call.prepare();
+  if (st.ok()) {
+    using namespace asio::experimental::awaitable_operators;
+    if (call.deadline) {
+      asio::steady_timer timer(ex.executor());
+      timer.expires_at(*call.deadline);
+      auto r = co_await (run_handler(*m, call) || ex.wait_closed() || timer.async_wait(asio::use_awaitable));
+      if (r.index() == 0)
+        st = std::get<0>(r);
+      else if (r.index() == 1)
+        st = error(Code::canceled, "client disconnected");
+      else
+        st = error(Code::deadline_exceeded, "context deadline exceeded");
+    } else {
+      auto r = co_await (run_handler(*m, call) || ex.wait_closed());
+      st = r.index() == 0 ? std::get<0>(r) : error(Code::canceled, "client disconnected");
+    }
+  }
+  if (!st.ok() && st.code != Code::canceled) {
+    log::debug("rpc", m->service + "/" + m->name + " failed: " + std::string(code_name(st.code)) + ": " + st.message);
+  }
+  co_await call.finish(st);
+}
+
+}  // namespace envd::rpc

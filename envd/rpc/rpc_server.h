@@ -1,0 +1,47 @@
+#pragma once
+// The protocol adapter: serves a registered method over Connect (unary and streaming), gRPC and
+// gRPC-Web, with JSON or binary protobuf, on any http::Exchange.
+#include <boost/asio/awaitable.hpp>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "envd/http/exchange.h"
+#include "envd/rpc/codec.h"
+#include "envd/rpc/service.h"
+
+namespace envd::rpc {
+
+struct RpcConfig {
+  // Largest request message accepted (after decompression); larger → resource_exhausted.
+  std::size_t max_request_message_bytes = 32u << 20;
+};
+
+enum class Protocol { connect_unary, connect_stream, grpc, grpc_web };
+
+struct WireFormat {
+  Protocol protocol;
+  Codec codec;
+  std::string content_type;  // media type to answer with
+};
+
+// Parses a request Content-Type into the protocol and codec it selects; nullopt → 415.
+std::optional<WireFormat> detect_wire_format(std::string_view content_type);
+
+class RpcServer {
+ public:
+  RpcServer(Registry& registry, RpcConfig config) : registry_(registry), config_(config) {}
+
+  // True if the path names an RPC service we serve (known service, any method).
+  bool owns(std::string_view path) const;
+  asio::awaitable<void> serve(http::Exchange& ex);
+
+  const RpcConfig& config() const { return config_; }
+
+ private:
+  Registry& registry_;
+  RpcConfig config_;
+};
+
+}  // namespace envd::rpc

@@ -1,0 +1,207 @@
+#include "envd/rpc/rpc_server.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "envd/echo_service.h"
+#include "envd/rpc/envelope.h"
+#include "process/process_service.h"
+#include "tests/fake_exchange.h"
+
+using namespace envd;
+using envd::testing::FakeExchange;
+
+namespace {
+
+struct Fixture {
+  rpc::Registry registry;
+  rpc::RpcServer server{registry, rpc::RpcConfig{1024}};
+  boost::asio::io_context io;
+
+  Fixture() {
+    process::register_service(registry);
+    register_echo_service(registry);
+  }
+
+  void run(FakeExchange& ex) {
+    boost::asio::co_spawn(io, server.serve(ex), boost::asio::detached);
+    io.run();
+    io.restart();
+  }
+
+  http::RequestHead post(std::string path, std::string content_type, http::Headers extra = {}) {
+    http::RequestHead h;
+    h.method = "POST";
+    h.target = std::move(path);
+    h.headers = std::move(extra);
+    h.headers.emplace_back("content-type", std::move(content_type));
+    return h;
+  }
+};
+
+// Splits a body of envelopes into (flags, payload) pairs.
+std::vector<std::pair<int, std::string>> frames(const std::string& body) {
+  rpc::EnvelopeReader r(1 << 20);
+  r.feed(body);
+  std::vector<std::pair<int, std::string>> out;
+  rpc::Envelope e;
+  while (r.next(e) == rpc::EnvelopeReader::Result::envelope) out.emplace_back(e.flags, e.payload);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rpc: wire format detection") {
+  using rpc::Protocol;
+  CHECK(rpc::detect_wire_format("application/json")->protocol == Protocol::connect_unary);
+  CHECK(rpc::detect_wire_format("application/json; charset=utf-8")->codec == rpc::Codec::json);
+  CHECK(rpc::detect_wire_format("Application/Proto")->codec == rpc::Codec::proto);
+  CHECK(rpc::detect_wire_format("application/connect+json")->protocol == Protocol::connect_stream);
+  CHECK(rpc::detect_wire_format("application/grpc")->protocol == Protocol::grpc);
+  CHECK(rpc::detect_wire_format("application/grpc+json")->codec == rpc::Codec::json);
+  CHECK(rpc::detect_wire_format("application/grpc-web+proto")->protocol == Protocol::grpc_web);
+  CHECK_FALSE(rpc::detect_wire_format("text/plain"));
+  CHECK_FALSE(rpc::detect_wire_format(""));
+  CHECK_FALSE(rpc::detect_wire_format("application/json; charset=latin1"));
+}
+
+TEST_CASE("rpc: routing knows services and methods") {
+  Fixture f;
+  CHECK(f.server.owns("/process.Process/Start"));
+  CHECK(f.server.owns("/process.Process/Nope"));
+  CHECK_FALSE(f.server.owns("/nope.Service/Start"));
+  CHECK_FALSE(f.server.owns("/health"));
+}
+
+TEST_CASE("rpc: Connect unary JSON round trip and unimplemented methods") {
+  Fixture f;
+  FakeExchange ok(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"hi","number":"3"})"});
+  f.run(ok);
+  CHECK(ok.status == 200);
+  CHECK(ok.body == R"({"text":"hi","number":"3"})");
+
+  FakeExchange un(f.io, f.post("/process.Process/List", "application/json"), {"{}"});
+  f.run(un);
+  CHECK(un.status == 501);
+  CHECK(un.body == R"({"code":"unimplemented","message":"process.Process.List is not implemented"})");
+
+  FakeExchange unknown(f.io, f.post("/process.Process/Nope", "application/json"), {"{}"});
+  f.run(unknown);
+  CHECK(unknown.status == 404);
+  CHECK(unknown.body.find("\"unimplemented\"") != std::string::npos);
+}
+
+TEST_CASE("rpc: content types, methods and bad requests") {
+  Fixture f;
+  FakeExchange ct(f.io, f.post("/envdtest.Echo/Echo", "text/plain"), {"{}"});
+  f.run(ct);
+  CHECK(ct.status == 415);
+
+  FakeExchange stream_ct(f.io, f.post("/envdtest.Echo/Echo", "application/connect+json"), {});
+  f.run(stream_ct);
+  CHECK(stream_ct.status == 415);
+
+  auto get = f.post("/envdtest.Echo/Echo", "application/json");
+  get.method = "GET";
+  FakeExchange g(f.io, get);
+  f.run(g);
+  CHECK(g.status == 405);
+
+  FakeExchange empty(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {});
+  f.run(empty);
+  CHECK(empty.status == 400);
+  CHECK(empty.body.find("zero-length payload") != std::string::npos);
+
+  FakeExchange big(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {std::string(2000, ' ')});
+  f.run(big);
+  CHECK(big.status == 429);
+
+  FakeExchange bad_timeout(
+      f.io, f.post("/envdtest.Echo/Echo", "application/json", {{"connect-timeout-ms", "12345678901"}}), {"{}"});
+  f.run(bad_timeout);
+  CHECK(bad_timeout.status == 400);
+
+  FakeExchange br(f.io, f.post("/envdtest.Echo/Echo", "application/json", {{"content-encoding", "br"}}), {"{}"});
+  f.run(br);
+  CHECK(br.status == 501);
+}
+
+TEST_CASE("rpc: Connect streaming sends messages then an end frame") {
+  Fixture f;
+  auto req = rpc::encode_envelope(0, R"({"count":3})");
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Ticks", "application/connect+json"), {req.substr(0, 3), req.substr(3)});
+  f.run(ex);
+  CHECK(ex.status == 200);
+  auto fr = frames(ex.body);
+  REQUIRE(fr.size() == 4);
+  CHECK(fr[0].second.find("\"payload\"") == std::string::npos);
+  CHECK(fr[1].second.find("\"seq\":1") != std::string::npos);
+  CHECK(fr[3].first == rpc::kFlagConnectEndStream);
+  CHECK(fr[3].second == "{}");
+}
+
+TEST_CASE("rpc: stream errors go in the end frame with HTTP 200") {
+  Fixture f;
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Ticks", "application/connect+json"),
+                  {rpc::encode_envelope(0, R"({"count":1,"failCode":"not_found"})")});
+  f.run(ex);
+  CHECK(ex.status == 200);
+  auto fr = frames(ex.body);
+  REQUIRE(fr.size() == 2);
+  CHECK(fr[1].second == R"({"error":{"code":"not_found","message":"failed after 1 messages"}})");
+
+  FakeExchange truncated(f.io, f.post("/envdtest.Echo/Ticks", "application/connect+json"),
+                         {rpc::encode_envelope(0, R"({"count":1})").substr(0, 8)});
+  f.run(truncated);
+  auto tf = frames(truncated.body);
+  REQUIRE(tf.size() == 1);
+  CHECK(tf[0].second.find("invalid_argument") != std::string::npos);
+}
+
+TEST_CASE("rpc: gRPC and gRPC-Web carry status in trailers") {
+  Fixture f;
+  FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
+  f.run(g);
+  CHECK(g.status == 200);
+  CHECK(http::find_header(g.trailers, "grpc-status") == "3");  // empty FailRequest: unknown code name
+
+  FakeExchange w(f.io, f.post("/envdtest.Echo/Echo", "application/grpc-web+json"),
+                 {rpc::encode_envelope(0, R"({"text":"w"})")});
+  f.run(w);
+  auto fr = frames(w.body);
+  REQUIRE(fr.size() == 2);
+  CHECK(fr[0].second == R"({"text":"w"})");
+  CHECK(fr[1].first == rpc::kFlagGrpcWebTrailers);
+  CHECK(fr[1].second == "grpc-status: 0\r\n");
+
+  FakeExchange un(f.io, f.post("/process.Process/Nope", "application/grpc"));
+  f.run(un);
+  CHECK(http::find_header(un.trailers, "grpc-status") == "12");
+}
+
+TEST_CASE("rpc: client streaming counts messages; gzip request messages are inflated") {
+  Fixture f;
+  std::string body = rpc::encode_envelope(0, R"({"payload":"YWJj"})") + rpc::encode_envelope(0, "{}") +
+                     rpc::encode_envelope(rpc::kFlagCompressed, rpc::gzip_compress(R"({"payload":"YQ=="})"));
+  FakeExchange ex(f.io,
+                  f.post("/envdtest.Echo/Collect", "application/connect+json", {{"connect-content-encoding", "gzip"}}),
+                  {body});
+  f.run(ex);
+  auto fr = frames(ex.body);
+  REQUIRE(fr.size() == 2);
+  CHECK(fr[0].second == R"({"count":"3","bytes":"4"})");
+  CHECK(fr[1].second == "{}");
+}
+
+TEST_CASE("rpc: a deadline ends the call with deadline_exceeded") {
+  Fixture f;
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Sleep", "application/json", {{"connect-timeout-ms", "20"}}),
+                  {R"({"ms":5000})"});
+  auto start = std::chrono::steady_clock::now();
+  f.run(ex);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(4));
+  CHECK(ex.status == 504);
+  CHECK(ex.body == R"({"code":"deadline_exceeded","message":"context deadline exceeded"})");
+}

@@ -1,0 +1,48 @@
+#include "envd/rpc/service.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <stdexcept>
+
+namespace envd::rpc {
+
+void Registry::add_service(const google::protobuf::ServiceDescriptor* service) {
+  auto* factory = google::protobuf::MessageFactory::generated_factory();
+  services_[service->full_name()] = true;
+  for (int i = 0; i < service->method_count(); ++i) {
+    const auto* m = service->method(i);
+    Method method;
+    method.service = service->full_name();
+    method.name = m->name();
+    method.kind = m->client_streaming() ? (m->server_streaming() ? MethodKind::bidi_stream : MethodKind::client_stream)
+                                        : (m->server_streaming() ? MethodKind::server_stream : MethodKind::unary);
+    method.request_prototype = factory->GetPrototype(m->input_type());
+    method.response_prototype = factory->GetPrototype(m->output_type());
+    std::string full = m->full_name();
+    method.handler = [full](CallContext&, MessageSource&, MessageSink&) -> asio::awaitable<Status> {
+      co_return error(Code::unimplemented, full + " is not implemented");
+    };
+    methods_["/" + method.service + "/" + method.name] = std::move(method);
+  }
+}
+
+void Registry::set_handler(std::string_view service, std::string_view method, GenericHandler handler) {
+  std::string key = "/" + std::string(service) + "/" + std::string(method);
+  auto it = methods_.find(key);
+  if (it == methods_.end()) throw std::logic_error("registering unknown RPC method " + key);
+  it->second.handler = std::move(handler);
+}
+
+const Method* Registry::find(std::string_view path, bool* service_known) const {
+  if (service_known) {
+    *service_known = false;
+    if (path.size() > 1 && path[0] == '/') {
+      auto slash = path.find('/', 1);
+      if (slash != std::string_view::npos) *service_known = services_.count(path.substr(1, slash - 1)) > 0;
+    }
+  }
+  auto it = methods_.find(path);
+  return it == methods_.end() ? nullptr : &it->second;
+}
+
+}  // namespace envd::rpc

@@ -1,0 +1,151 @@
+#pragma once
+// What a service sees of an RPC: a typed request (or a reader of requests), a typed writer of
+// responses, and a CallContext with the call's metadata and deadline. No HTTP in here.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "envd/rpc/status.h"
+
+namespace google::protobuf {
+class Message;
+class ServiceDescriptor;
+}  // namespace google::protobuf
+
+namespace envd::rpc {
+
+namespace asio = boost::asio;
+
+enum class MethodKind { unary, server_stream, client_stream, bidi_stream };
+
+class CallContext {
+ public:
+  virtual ~CallContext() = default;
+  // Request metadata (HTTP headers / gRPC metadata), lowercase names.
+  virtual std::optional<std::string_view> header(std::string_view lower_name) const = 0;
+  virtual asio::any_io_executor executor() const = 0;
+  // The client's timeout (Connect-Timeout-Ms / grpc-timeout), if any. The RPC layer enforces it
+  // on the call; a service may also use it (process.Start bounds the process lifetime with it).
+  std::optional<std::chrono::nanoseconds> timeout;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+};
+
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  // Sends one response message; suspends under back-pressure; false once the client is gone.
+  virtual asio::awaitable<bool> send(const google::protobuf::Message& msg) = 0;
+};
+
+enum class ReadResult { message, end, error };
+
+class MessageSource {
+ public:
+  virtual ~MessageSource() = default;
+  // Reads the next request message into `out`. On error, `status()` says why.
+  virtual asio::awaitable<ReadResult> read(google::protobuf::Message& out) = 0;
+  virtual const Status& status() const = 0;
+};
+
+template <class Resp>
+class Writer {
+ public:
+  explicit Writer(MessageSink& sink) : sink_(sink) {}
+  asio::awaitable<bool> send(const Resp& msg) { return sink_.send(msg); }
+
+ private:
+  MessageSink& sink_;
+};
+
+template <class Req>
+class Reader {
+ public:
+  explicit Reader(MessageSource& src) : src_(src) {}
+  asio::awaitable<ReadResult> read(Req& out) { return src_.read(out); }
+  const Status& status() const { return src_.status(); }
+
+ private:
+  MessageSource& src_;
+};
+
+// The status for a unary or server-streaming call whose single request message did not arrive.
+inline Status missing_request(ReadResult r, const MessageSource& src) {
+  return r == ReadResult::error ? src.status() : error(Code::invalid_argument, "request has no message");
+}
+
+using GenericHandler = std::function<asio::awaitable<Status>(CallContext&, MessageSource&, MessageSink&)>;
+
+struct Method {
+  std::string service;  // "process.Process"
+  std::string name;     // "Start"
+  MethodKind kind = MethodKind::unary;
+  const google::protobuf::Message* request_prototype = nullptr;
+  const google::protobuf::Message* response_prototype = nullptr;
+  GenericHandler handler;
+};
+
+class Registry {
+ public:
+  // Registers every method of `service` answering `unimplemented`; real handlers replace them.
+  void add_service(const google::protobuf::ServiceDescriptor* service);
+
+  template <class Req, class Resp>
+  void unary(std::string_view service, std::string_view method,
+             std::function<asio::awaitable<Status>(CallContext&, const Req&, Resp&)> fn) {
+    set_handler(
+        service, method,
+        [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
+          Req req;
+          if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+          Resp resp;
+          Status st = co_await fn(ctx, req, resp);
+          if (st.ok()) co_await sink.send(resp);
+          co_return st;
+        });
+  }
+
+  template <class Req, class Resp>
+  void server_stream(std::string_view service, std::string_view method,
+                     std::function<asio::awaitable<Status>(CallContext&, const Req&, Writer<Resp>&)> fn) {
+    set_handler(
+        service, method,
+        [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
+          Req req;
+          if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+          Writer<Resp> w(sink);
+          co_return co_await fn(ctx, req, w);
+        });
+  }
+
+  template <class Req, class Resp>
+  void client_stream(std::string_view service, std::string_view method,
+                     std::function<asio::awaitable<Status>(CallContext&, Reader<Req>&, Resp&)> fn) {
+    set_handler(
+        service, method,
+        [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
+          Reader<Req> r(src);
+          Resp resp;
+          Status st = co_await fn(ctx, r, resp);
+          if (st.ok()) co_await sink.send(resp);
+          co_return st;
+        });
+  }
+
+  // "/process.Process/Start" → method; nullptr if unknown. `service_known` tells a known service
+  // with an unknown method apart from a path that is not an RPC at all.
+  const Method* find(std::string_view path, bool* service_known = nullptr) const;
+
+ private:
+  void set_handler(std::string_view service, std::string_view method, GenericHandler handler);
+
+  std::map<std::string, Method, std::less<>> methods_;  // key: "/svc/method"
+  std::map<std::string, bool, std::less<>> services_;
+};
+
+}  // namespace envd::rpc

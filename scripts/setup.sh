@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian bookworm package envd's build and tests need. Idempotent: re-running
+# installs nothing that is already present. Run as root (or with sudo available).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+pkgs=(
+  build-essential g++ cmake ninja-build ccache pkg-config clang-format
+  libboost1.81-dev libboost-system1.81-dev
+  libnghttp2-dev libprotobuf-dev protobuf-compiler zlib1g-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev
+  curl nghttp2-client nodejs npm python3 python3-venv passwd util-linux
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+# Node and Python may come from outside Debian (nvm, pyenv): accept those when present.
+filtered=()
+for p in "${missing[@]}"; do
+  case "$p" in
+    nodejs | npm) command -v node >/dev/null && command -v npm >/dev/null && continue ;;
+    python3 | python3-venv) command -v python3 >/dev/null && python3 -c 'import venv' 2>/dev/null && continue ;;
+  esac
+  filtered+=("$p")
+done
+
+if [ ${#filtered[@]} -gt 0 ]; then
+  echo "setup: installing ${filtered[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # libboost1.74-dev (bookworm's default) conflicts with 1.81; remove it if present.
+  if dpkg-query -W -f='${Status}' libboost1.74-dev 2>/dev/null | grep -q "install ok installed"; then
+    $SUDO apt-get remove -y -qq libboost1.74-dev
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends "${filtered[@]}"
+else
+  echo "setup: all system packages present"
+fi
