@@ -9,11 +9,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "envd/auth.h"
 #include "envd/echo_service.h"
 #include "envd/flags.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
 #include "envd/router.h"
+#include "envd/sandbox_state.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -58,7 +60,13 @@ int main(int argc, char** argv) {
   envd::process::register_service(registry);
   envd::fs::register_service(registry);
   if (flags.test_services) envd::register_echo_service(registry);
+  envd::SandboxState state;
+  state.internal_env["E2B_SANDBOX"] = flags.is_not_fc ? "false" : "true";
+
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
+  rpc.set_authenticator([&state](const envd::http::RequestHead& req, envd::rpc::CallContext& ctx) {
+    return envd::resolve_request_user(state, req.header("authorization"), ctx.user);
+  });
 
   envd::Router router(rpc);
   router.add("GET", "/health", [](envd::http::Exchange& ex) -> asio::awaitable<void> {

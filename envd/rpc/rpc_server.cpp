@@ -321,12 +321,24 @@ bool RpcServer::owns(std::string_view path) const {
 
 asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   const auto& req = ex.request();
+  User user;
+  auto wire = detect_wire_format(req.header("content-type").value_or(""));
+  if (authenticator_) {
+    // Like envd's authn middleware, this runs before method and content-type checks; its error
+    // takes the shape of the protocol the request speaks (plain JSON when that is unknown).
+    RpcCall probe(ex, wire.value_or(WireFormat{Protocol::connect_unary, Codec::json, "application/json"}), config_);
+    Status st = authenticator_(req, probe);
+    if (!st.ok()) {
+      co_await probe.finish(st);
+      co_return;
+    }
+    user = std::move(probe.user);
+  }
   if (req.method != "POST") {
     http::Headers h{{"allow", "POST"}, {"content-type", "text/plain; charset=utf-8"}};
     co_await ex.respond(405, std::move(h), std::string("Method Not Allowed\n"));
     co_return;
   }
-  auto wire = detect_wire_format(req.header("content-type").value_or(""));
   bool service_known = false;
   const Method* m = registry_.find(req.path, &service_known);
   if (!wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
@@ -339,6 +351,7 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   }
 
   RpcCall call(ex, *wire, config_);
+  call.user = std::move(user);
   if (!m) {
     Status st = error(Code::unimplemented, std::string(req.path) + " is not a method of this service");
     if (wire->protocol == Protocol::connect_unary) {

@@ -3,6 +3,7 @@
 // gRPC-Web, with JSON or binary protobuf, on any http::Exchange.
 #include <boost/asio/awaitable.hpp>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,9 +30,14 @@ struct WireFormat {
 // Parses a request Content-Type into the protocol and codec it selects; nullopt → 415.
 std::optional<WireFormat> detect_wire_format(std::string_view content_type);
 
+// Decides who a call acts as (fills ctx.user) or refuses it (unauthenticated).
+using Authenticator = std::function<Status(const http::RequestHead&, CallContext&)>;
+
 class RpcServer {
  public:
   RpcServer(Registry& registry, RpcConfig config) : registry_(registry), config_(config) {}
+
+  void set_authenticator(Authenticator auth) { authenticator_ = std::move(auth); }
 
   // True if the path names an RPC service we serve (known service, any method).
   bool owns(std::string_view path) const;
@@ -42,6 +48,7 @@ class RpcServer {
  private:
   Registry& registry_;
   RpcConfig config_;
+  Authenticator authenticator_;
 };
 
 }  // namespace envd::rpc

@@ -205,3 +205,30 @@ TEST_CASE("rpc: a deadline ends the call with deadline_exceeded") {
   CHECK(ex.status == 504);
   CHECK(ex.body == R"({"code":"deadline_exceeded","message":"context deadline exceeded"})");
 }
+
+TEST_CASE("rpc: the authenticator refuses a call in the shape of its protocol") {
+  Fixture f;
+  f.server.set_authenticator([](const http::RequestHead& req, rpc::CallContext& ctx) -> rpc::Status {
+    if (req.header("authorization")) return rpc::error(rpc::Code::unauthenticated, "invalid username: 'x'");
+    ctx.user.name = "root";
+    return {};
+  });
+  FakeExchange unary(f.io, f.post("/envdtest.Echo/Echo", "application/json", {{"authorization", "Basic eDo="}}),
+                     {"{}"});
+  f.run(unary);
+  CHECK(unary.status == 401);
+  CHECK(unary.body == R"({"code":"unauthenticated","message":"invalid username: 'x'"})");
+
+  FakeExchange stream(f.io,
+                      f.post("/envdtest.Echo/Ticks", "application/connect+json", {{"authorization", "Basic eDo="}}),
+                      {rpc::encode_envelope(0, "{}")});
+  f.run(stream);
+  CHECK(stream.status == 200);
+  auto fr = frames(stream.body);
+  REQUIRE(fr.size() == 1);
+  CHECK(fr[0].second.find("unauthenticated") != std::string::npos);
+
+  FakeExchange ok(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {"{}"});
+  f.run(ok);
+  CHECK(ok.status == 200);
+}

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "envd/rpc/status.h"
+#include "envd/users.h"
 
 namespace google::protobuf {
 class Message;
@@ -34,6 +35,8 @@ class CallContext {
   // on the call; a service may also use it (process.Start bounds the process lifetime with it).
   std::optional<std::chrono::nanoseconds> timeout;
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // The user the call acts as (Basic header or the default user), set before the handler runs.
+  User user;
 };
 
 class MessageSink {
