@@ -210,10 +210,7 @@ class Http1Exchange final : public Exchange {
     } else if (!finished_) {
       co_await finish({});
     }
-    if (watching_) {
-      watch_cancel_.emit(asio::cancellation_type::all);
-      co_await watch_done_.wait();
-    }
+    co_await stop_watch();
     if (closed_ || !keep_alive_ || body_failed_) co_return false;
     if (!body_done_) {
       // The handler did not read the whole body. If the client still waits for 100-continue it will
@@ -227,10 +224,7 @@ class Http1Exchange final : public Exchange {
         drained += sink.size();
       }
       if (!body_done_) co_return false;
-      if (watching_) {
-        watch_cancel_.emit(asio::cancellation_type::all);
-        co_await watch_done_.wait();
-      }
+      co_await stop_watch();
     }
     co_return !closed_;
   }
@@ -267,12 +261,22 @@ class Http1Exchange final : public Exchange {
   void start_watch() {
     if (watching_ || closed_) return;
     watching_ = true;
+    stop_watching_ = false;
     watch_done_.reset();
     asio::co_spawn(stream_.get_executor(), watch(), asio::detached);
   }
 
+  // The flag closes the gap where the cancellation is emitted after a read completed but before
+  // this coroutine resumed: the emit then cancels nothing, and the loop must not start another read.
+  asio::awaitable<void> stop_watch() {
+    if (!watching_) co_return;
+    stop_watching_ = true;
+    watch_cancel_.emit(asio::cancellation_type::all);
+    co_await watch_done_.wait();
+  }
+
   asio::awaitable<void> watch() {
-    while (!closed_ && buf_.size() < kMaxPipelineBuffer) {
+    while (!closed_ && !stop_watching_ && buf_.size() < kMaxPipelineBuffer) {
       boost::system::error_code ec;
       std::size_t n = co_await stream_.socket().async_read_some(
           buf_.prepare(4096),
@@ -303,6 +307,7 @@ class Http1Exchange final : public Exchange {
   bool chunked_ = false;
   bool finished_ = false;
   bool watching_ = false;
+  bool stop_watching_ = false;
 };
 
 RequestHead make_head(const bhttp::request_parser<bhttp::buffer_body>& parser) {
