@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,7 +26,10 @@ namespace {
 
 class Http2Session;
 
-class H2Stream final : public Exchange {
+// How long a finished response waits for the end of a request body nobody reads (see finish()).
+constexpr std::chrono::milliseconds kEofWaitForRequest{250};
+
+class H2Stream final : public Exchange, public std::enable_shared_from_this<H2Stream> {
  public:
   H2Stream(std::shared_ptr<Http2Session> session, std::int32_t id, const asio::any_io_executor& ex)
       : session_(std::move(session)), id_(id), io_(ex), closed_ev_(ex) {}
@@ -38,6 +42,8 @@ class H2Stream final : public Exchange {
   asio::awaitable<void> finish(Headers trailers) override;
   bool closed() const override { return closed_; }
   asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
+
+  void release_eof();
 
   void mark_closed() {
     closed_ = true;
@@ -54,9 +60,8 @@ class H2Stream final : public Exchange {
   std::string in_;
   std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
   bool in_end_ = false;
-  // The handler finished with the request body unread: reset the stream once the response's
-  // END_STREAM frame has been sent (resetting earlier discards the queued response).
-  bool rst_after_response_ = false;
+  bool handler_done_ = false;  // later request DATA is discarded
+  bool eof_waits_for_request_ = false;
   // response body
   std::deque<std::string> out_;
   std::size_t out_off_ = 0;
@@ -99,6 +104,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::awaitable<void> writer();
   asio::awaitable<void> idle_watchdog();
   void start_handler(const std::shared_ptr<H2Stream>& stream);
+  void spawn_handler(const std::shared_ptr<H2Stream>& stream);
   bool feed(const char* data, std::size_t n);
   void teardown();
   H2Stream* find(std::int32_t id) {
@@ -113,7 +119,6 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id, const std::uint8_t* data,
                            std::size_t len, void* user);
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* user);
-  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user);
 
   tcp::socket socket_;
   ServerContext& ctx_;
@@ -200,11 +205,26 @@ asio::awaitable<void> H2Stream::finish(Headers trailers) {
   if (finished_) co_return;
   finished_ = true;
   if (closed_ || session_->dead()) co_return;
-  out_eof_ = true;
   trailers_ = std::move(trailers);
+  if (in_end_) {
+    release_eof();
+    co_return;
+  }
+  // The request is still arriving. Ending the response now is legal, but some clients (curl)
+  // then never finish the upload and hang; so END_STREAM waits, briefly, for the request's end.
+  eof_waits_for_request_ = true;
+  auto self = std::static_pointer_cast<H2Stream>(shared_from_this());
+  auto timer = std::make_shared<asio::steady_timer>(session_->executor(), kEofWaitForRequest);
+  timer->async_wait([self, timer](const boost::system::error_code&) { self->release_eof(); });
+  co_return;
+}
+
+void H2Stream::release_eof() {
+  eof_waits_for_request_ = false;
+  if (out_eof_ || closed_ || session_->dead()) return;
+  out_eof_ = true;
   nghttp2_session_resume_data(session_->raw(), id_);
   session_->signal_write();
-  co_return;
 }
 
 // ---------------------------------------------------------------- Http2Session
@@ -303,6 +323,7 @@ int Http2Session::on_frame_recv(nghttp2_session* session, const nghttp2_frame* f
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
     s->in_end_ = true;
     s->io_.pulse();
+    if (s->eof_waits_for_request_) s->release_eof();
   }
   return 0;
 }
@@ -315,21 +336,13 @@ int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t str
     nghttp2_session_consume_connection(self->session_, len);
     return 0;
   }
+  if (s->handler_done_) {
+    nghttp2_session_consume(self->session_, stream_id, len);
+    return 0;
+  }
   s->in_.append(reinterpret_cast<const char*>(data), len);
   s->in_unconsumed_ += len;
   s->io_.pulse();
-  return 0;
-}
-
-int Http2Session::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
-  auto* self = static_cast<Http2Session*>(user);
-  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
-  if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) return 0;
-  H2Stream* s = self->find(frame->hd.stream_id);
-  if (s && s->rst_after_response_ && !s->in_end_) {
-    s->rst_after_response_ = false;
-    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
-  }
   return 0;
 }
 
@@ -357,7 +370,6 @@ bool Http2Session::setup() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &on_stream_close);
-  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -381,6 +393,14 @@ bool Http2Session::setup() {
 
 void Http2Session::start_handler(const std::shared_ptr<H2Stream>& stream) {
   auto self = shared_from_this();
+  // Posted, not dispatched: co_spawn would otherwise run the handler inline, inside nghttp2's
+  // mem_recv callback, before the rest of the bytes just read (e.g. the DATA frame that ends the
+  // request) have been processed.
+  asio::post(executor(), [self, stream] { self->spawn_handler(stream); });
+}
+
+void Http2Session::spawn_handler(const std::shared_ptr<H2Stream>& stream) {
+  auto self = shared_from_this();
   asio::co_spawn(
       executor(),
       [self, stream]() -> asio::awaitable<void> {
@@ -395,14 +415,16 @@ void Http2Session::start_handler(const std::shared_ptr<H2Stream>& stream) {
         } else {
           co_await stream->finish({});
         }
-        // The response is complete; a request body the handler left unread is not wanted.
-        if (!stream->in_end_ && !stream->closed() && !self->dead()) {
-          if (nghttp2_session_get_stream_local_close(self->raw(), stream->id_) == 1)
-            nghttp2_submit_rst_stream(self->raw(), NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
-          else
-            stream->rst_after_response_ = true;
+        // A request body the handler left unread is discarded as it arrives (its window handed
+        // back), so the client can finish sending. A RST_STREAM(NO_ERROR) would be allowed here,
+        // but clients such as curl report it as a failed transfer.
+        stream->handler_done_ = true;
+        if (!stream->closed() && !self->dead() && stream->in_unconsumed_ > 0) {
+          nghttp2_session_consume(self->raw(), stream->id_, stream->in_unconsumed_);
+          stream->in_unconsumed_ = 0;
           self->signal_write();
         }
+        stream->in_.clear();
       },
       asio::detached);
 }
