@@ -1,0 +1,334 @@
+// connect-node clients (Connect JSON/binary, gRPC-Web, gRPC) against a real envd, over HTTP/1.1
+// and h2c. Services are loaded at run time from the descriptor set: no generated code.
+import { describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createClient, ConnectError, Code } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcWebTransport,
+  createGrpcTransport,
+  compressionGzip,
+} from "@connectrpc/connect-node";
+import { it, startEnvd, service, stats, waitFor, ERROR_CODES } from "./lib/envd.mjs";
+
+// Every Connect code name the Fail RPC accepts, and the connect-es Code it must map to
+// (connect-es Code values are the gRPC numbers).
+const CODES = ERROR_CODES.map((c) => [c.name, c.grpc]);
+
+/** Awaits `p` and returns the ConnectError it rejects with (fails if it resolves). */
+async function connectErr(p) {
+  try {
+    await p;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  assert.fail("expected the call to fail");
+}
+
+/** Drains a server stream into an array, returning { messages, error }. */
+async function drain(stream) {
+  const messages = [];
+  try {
+    for await (const m of stream) messages.push(m);
+    return { messages, error: null };
+  } catch (e) {
+    return { messages, error: ConnectError.from(e) };
+  }
+}
+
+async function* collectInput(n, size) {
+  for (let i = 0; i < n; i++) yield { text: `m${i}`, payload: new Uint8Array(size).fill(i & 0xff) };
+}
+
+function bytesOf(n) {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + 3) & 0xff;
+  return b;
+}
+
+let envd;
+let Echo, Process, Filesystem;
+
+before(async () => {
+  envd = await startEnvd();
+  Echo = service("envdtest.Echo");
+  Process = service("process.Process");
+  Filesystem = service("filesystem.Filesystem");
+});
+
+after(async () => {
+  const alive = envd?.alive();
+  await envd?.stop();
+  assert.ok(alive !== false, `envd died during the tests:\n${envd?.tail()}`);
+});
+
+const VARIANTS = [
+  { name: "connect json http/1.1", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "1.1", useBinaryFormat: false }), h2: false },
+  { name: "connect proto http/1.1", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "1.1", useBinaryFormat: true }), h2: false },
+  { name: "connect json h2c", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "2", useBinaryFormat: false }), h2: true },
+  { name: "connect proto h2c", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "2", useBinaryFormat: true }), h2: true },
+  { name: "grpc-web proto http/1.1", make: (b) => createGrpcWebTransport({ baseUrl: b, httpVersion: "1.1", useBinaryFormat: true }), h2: false },
+  { name: "grpc-web json http/1.1", make: (b) => createGrpcWebTransport({ baseUrl: b, httpVersion: "1.1", useBinaryFormat: false }), h2: false },
+  { name: "grpc-web proto h2c", make: (b) => createGrpcWebTransport({ baseUrl: b, httpVersion: "2", useBinaryFormat: true }), h2: true },
+  { name: "grpc-web json h2c", make: (b) => createGrpcWebTransport({ baseUrl: b, httpVersion: "2", useBinaryFormat: false }), h2: true },
+  { name: "grpc proto h2c", make: (b) => createGrpcTransport({ baseUrl: b, useBinaryFormat: true }), h2: true },
+  { name: "grpc json h2c", make: (b) => createGrpcTransport({ baseUrl: b, useBinaryFormat: false }), h2: true },
+];
+
+for (const v of VARIANTS) {
+  describe(v.name, () => {
+    let echo, proc, fs;
+    before(() => {
+      const t = v.make(envd.baseUrl);
+      echo = createClient(Echo, t);
+      proc = createClient(Process, t);
+      fs = createClient(Filesystem, t);
+    });
+
+    it("Echo round-trips text, bytes and int64 beyond 2^53", async () => {
+      const payload = bytesOf(256);
+      const r = await echo.echo({ text: "héllo ✓ \u0000 \"quoted\"", payload, number: 9007199254740993n });
+      assert.equal(r.text, "héllo ✓ \u0000 \"quoted\"");
+      assert.deepEqual(Buffer.from(r.payload), Buffer.from(payload));
+      assert.equal(r.number, 9007199254740993n);
+      const neg = await echo.echo({ number: -9223372036854775808n });
+      assert.equal(neg.number, -9223372036854775808n);
+      assert.equal(neg.text, "");
+      assert.equal(neg.payload.length, 0);
+    });
+
+    it("Echo of an empty message answers an empty message", async () => {
+      const r = await echo.echo({});
+      assert.equal(r.text, "");
+      assert.equal(r.number, 0n);
+      assert.equal(r.payload.length, 0);
+    });
+
+    it("Echo with a 1 MiB payload", async () => {
+      const payload = bytesOf(1 << 20);
+      const r = await echo.echo({ payload });
+      assert.equal(r.payload.length, payload.length);
+      assert.ok(Buffer.from(r.payload).equals(Buffer.from(payload)));
+    });
+
+    it("process.Process and filesystem.Filesystem answer unimplemented", async () => {
+      const e1 = await connectErr(proc.list({}));
+      assert.equal(e1.code, Code.Unimplemented, e1.message);
+      const e2 = await connectErr(fs.stat({ path: "/tmp" }));
+      assert.equal(e2.code, Code.Unimplemented, e2.message);
+      const e3 = await connectErr(fs.makeDir({ path: "/tmp/x" }));
+      assert.equal(e3.code, Code.Unimplemented, e3.message);
+      // Server-streaming methods: the error arrives at the end of the stream.
+      const s1 = await drain(proc.start({ process: { cmd: "/bin/true" } }));
+      assert.equal(s1.messages.length, 0);
+      assert.equal(s1.error?.code, Code.Unimplemented, String(s1.error));
+      const s2 = await drain(fs.watchDir({ path: "/tmp" }));
+      assert.equal(s2.messages.length, 0);
+      assert.equal(s2.error?.code, Code.Unimplemented, String(s2.error));
+    });
+
+    it("Fail maps every code name to its code, with the message intact", async () => {
+      for (const [name, code] of CODES) {
+        const msg = `boom ${name} ✓`;
+        const e = await connectErr(echo.fail({ code: name, message: msg }));
+        assert.equal(e.code, code, `code ${name}: got ${Code[e.code]} (${e.message})`);
+        assert.equal(e.rawMessage, msg, `message for ${name}`);
+      }
+    });
+
+    it("Ticks streams every message, then ends cleanly", async () => {
+      const { messages, error } = await drain(echo.ticks({ count: 7, intervalMs: 0, payloadSize: 333 }));
+      assert.equal(error, null, String(error));
+      assert.equal(messages.length, 7);
+      for (let i = 0; i < messages.length; i++) {
+        assert.equal(messages[i].payload.length, 333);
+        if (i > 0) assert.equal(messages[i].seq, messages[i - 1].seq + 1, "seq must increase by one");
+        assert.ok(messages[i].sentAtMs > 1600000000000n, "sent_at_ms is a wall clock in ms");
+      }
+    });
+
+    it("Ticks with count 0 ends without messages", async () => {
+      const { messages, error } = await drain(echo.ticks({ count: 0 }));
+      assert.equal(error, null, String(error));
+      assert.equal(messages.length, 0);
+    });
+
+    it("Ticks with fail_code delivers the messages, then the error", async () => {
+      const { messages, error } = await drain(echo.ticks({ count: 3, payloadSize: 10, failCode: "not_found" }));
+      assert.equal(messages.length, 3);
+      assert.ok(error, "stream must end with an error");
+      assert.equal(error.code, Code.NotFound, error.message);
+    });
+
+    it("Ticks with large messages (8 × 256 KiB)", async () => {
+      const { messages, error } = await drain(echo.ticks({ count: 8, payloadSize: 256 * 1024 }));
+      assert.equal(error, null, String(error));
+      assert.equal(messages.length, 8);
+      for (const m of messages) assert.equal(m.payload.length, 256 * 1024);
+    });
+
+    // connect-node streams the request body with chunked encoding over HTTP/1.1, so client
+    // streaming works there too (envd must accept chunked request bodies).
+    {
+      it(`Collect counts client-streamed messages and bytes${v.h2 ? "" : " (HTTP/1.1 chunked body)"}`, async () => {
+        const r = await echo.collect(collectInput(25, 1000));
+        assert.equal(r.count, 25n);
+        assert.equal(r.bytes, 25000n);
+        const empty = await echo.collect(collectInput(0, 0));
+        assert.equal(empty.count, 0n);
+        assert.equal(empty.bytes, 0n);
+      });
+    }
+
+    it("a deadline shorter than Sleep ends in deadline_exceeded and cancels the handler", async () => {
+      const before = await stats(envd.port);
+      const t0 = Date.now();
+      const e = await connectErr(echo.sleep({ ms: 5000 }, { timeoutMs: 300 }));
+      assert.equal(e.code, Code.DeadlineExceeded, e.message);
+      assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+      await waitFor(async () => {
+        const s = await stats(envd.port);
+        return s.cancelled >= before.cancelled + 1 && s.running <= before.running;
+      }, { what: "Sleep handler to be cancelled (Stats.cancelled + 1, running back)" });
+    });
+
+    it("a deadline longer than Sleep lets it answer", async () => {
+      const r = await echo.sleep({ ms: 50 }, { timeoutMs: 5000 });
+      assert.ok(r);
+    });
+
+    it("unary calls run concurrently", async () => {
+      // 10 Sleeps of 400 ms in parallel must take far less than 10 × 400 ms.
+      const t0 = Date.now();
+      await Promise.all(Array.from({ length: 10 }, () => echo.sleep({ ms: 400 })));
+      const took = Date.now() - t0;
+      assert.ok(took < 2500, `10 parallel 400 ms Sleeps took ${took} ms`);
+    });
+  });
+}
+
+// gzip in both directions, observed through the response headers.
+const GZIP_VARIANTS = [
+  { name: "connect json http/1.1", httpVersion: "1.1", binary: false },
+  { name: "connect proto http/1.1", httpVersion: "1.1", binary: true },
+  { name: "connect json h2c", httpVersion: "2", binary: false },
+  { name: "connect proto h2c", httpVersion: "2", binary: true },
+];
+for (const v of GZIP_VARIANTS) {
+  describe(`gzip, ${v.name}`, () => {
+    let echo;
+    before(() => {
+      echo = createClient(Echo, createConnectTransport({
+        baseUrl: envd.baseUrl,
+        httpVersion: v.httpVersion,
+        useBinaryFormat: v.binary,
+        sendCompression: compressionGzip,
+        acceptCompression: [compressionGzip],
+        compressMinBytes: 0,
+      }));
+    });
+
+    it("unary: gzip request accepted, response gzip-encoded", async () => {
+      const payload = new Uint8Array(64 * 1024).fill(65);
+      let hdr;
+      const r = await echo.echo({ text: "zip".repeat(1000), payload, number: 5n }, { onHeader: (h) => { hdr = h; } });
+      assert.equal(r.text, "zip".repeat(1000));
+      assert.equal(r.payload.length, payload.length);
+      assert.equal(r.number, 5n);
+      assert.equal(hdr?.get("content-encoding"), "gzip", "response must be gzip when Accept-Encoding: gzip is sent");
+    });
+
+    it("unary error with gzip negotiated still decodes", async () => {
+      const e = await connectErr(echo.fail({ code: "already_exists", message: "exists" }));
+      assert.equal(e.code, Code.AlreadyExists);
+      assert.equal(e.rawMessage, "exists");
+    });
+
+    it("server stream: messages gzip-compressed (Connect-Content-Encoding: gzip)", async () => {
+      let hdr;
+      const got = [];
+      for await (const m of echo.ticks({ count: 4, payloadSize: 4096 }, { onHeader: (h) => { hdr = h; } })) got.push(m);
+      assert.equal(got.length, 4);
+      for (const m of got) assert.equal(m.payload.length, 4096);
+      assert.equal(hdr?.get("connect-content-encoding"), "gzip");
+    });
+
+    if (v.httpVersion === "2") {
+      it("client stream with gzip-compressed messages", async () => {
+        const r = await echo.collect(collectInput(10, 5000));
+        assert.equal(r.count, 10n);
+        assert.equal(r.bytes, 50000n);
+      });
+    }
+  });
+}
+
+// A streamed response must reach the client message by message, not all at the end.
+const TIMING_VARIANTS = [
+  { name: "connect json http/1.1", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "1.1" }) },
+  { name: "connect proto h2c", make: (b) => createConnectTransport({ baseUrl: b, httpVersion: "2", useBinaryFormat: true }) },
+  { name: "grpc-web proto http/1.1", make: (b) => createGrpcWebTransport({ baseUrl: b, httpVersion: "1.1" }) },
+  { name: "grpc proto h2c", make: (b) => createGrpcTransport({ baseUrl: b }) },
+];
+describe("streamed messages arrive one by one", () => {
+  for (const v of TIMING_VARIANTS) {
+    it(v.name, async () => {
+      const echo = createClient(Echo, v.make(envd.baseUrl));
+      const arrivals = [];
+      const sent = [];
+      for await (const m of echo.ticks({ count: 5, intervalMs: 300, payloadSize: 16 })) {
+        arrivals.push(Date.now());
+        sent.push(Number(m.sentAtMs));
+      }
+      const end = Date.now();
+      assert.equal(arrivals.length, 5);
+      // The first message must be seen long before the stream ends (4 intervals = 1200 ms).
+      assert.ok(end - arrivals[0] >= 800, `first message arrived only ${end - arrivals[0]} ms before the end: arrivals ${arrivals.map((a) => a - arrivals[0])}`);
+      // And each message must arrive soon after the server sent it.
+      for (let i = 0; i < 5; i++) {
+        const lag = arrivals[i] - sent[i];
+        assert.ok(lag < 250, `message ${i} arrived ${lag} ms after it was sent`);
+      }
+      // The server really paced them (sent_at_ms spread over ~1200 ms).
+      assert.ok(sent[4] - sent[0] >= 1000, `sent_at_ms spread ${sent[4] - sent[0]} ms`);
+    });
+  }
+});
+
+describe("client-side cancellation", () => {
+  it("aborting a server stream cancels the handler; the connection stays usable (h2c)", async () => {
+    const echo = createClient(Echo, createConnectTransport({ baseUrl: envd.baseUrl, httpVersion: "2" }));
+    const before = await stats(envd.port);
+    const ac = new AbortController();
+    let n = 0;
+    const e = await connectErr((async () => {
+      for await (const _ of echo.ticks({ count: 1000, intervalMs: 50 }, { signal: ac.signal })) {
+        if (++n === 2) ac.abort();
+      }
+    })());
+    assert.equal(e.code, Code.Canceled);
+    await waitFor(async () => {
+      const s = await stats(envd.port);
+      return s.cancelled >= before.cancelled + 1 && s.running <= before.running;
+    }, { what: "Ticks handler to be cancelled" });
+    const r = await echo.echo({ text: "still here" });
+    assert.equal(r.text, "still here");
+  });
+
+  it("aborting a server stream cancels the handler (HTTP/1.1)", async () => {
+    const echo = createClient(Echo, createConnectTransport({ baseUrl: envd.baseUrl, httpVersion: "1.1" }));
+    const before = await stats(envd.port);
+    const ac = new AbortController();
+    let n = 0;
+    const e = await connectErr((async () => {
+      for await (const _ of echo.ticks({ count: 1000, intervalMs: 50 }, { signal: ac.signal })) {
+        if (++n === 2) ac.abort();
+      }
+    })());
+    assert.equal(e.code, Code.Canceled);
+    await waitFor(async () => {
+      const s = await stats(envd.port);
+      return s.cancelled >= before.cancelled + 1 && s.running <= before.running;
+    }, { what: "Ticks handler to be cancelled" });
+  });
+});

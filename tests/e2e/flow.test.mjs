@@ -1,0 +1,206 @@
+// Flow control, back-pressure, concurrency and idle timeouts: a slow reader slows the writer
+// instead of growing envd's memory; many streams share one HTTP/2 connection; idle connections
+// are closed after the configured time.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import { readFileSync } from "node:fs";
+import { startEnvd, h2Connect, envelope, parseEnvelopes, waitFor, delay, messageSchema, HOST } from "./lib/envd.mjs";
+import { toBinary, create } from "@bufbuild/protobuf";
+
+let envd;
+before(async () => {
+  envd = await startEnvd({ idleTimeoutMs: 400 });
+});
+after(async () => {
+  await envd?.stop();
+});
+
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+
+function ticksRequest(count, payloadSize) {
+  const msg = create(messageSchema("envdtest.TicksRequest"), { count, payloadSize });
+  return envelope(0, Buffer.from(toBinary(messageSchema("envdtest.TicksRequest"), msg)));
+}
+
+const MESSAGES = 1024;
+const PAYLOAD = 64 * 1024; // 64 MiB in total
+
+test("HTTP/2: a paused reader back-pressures the stream; nothing is lost", async () => {
+  const session = await h2Connect(envd.port);
+  try {
+    const before = rssKiB(envd.pid);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/envdtest.Echo/Ticks",
+      "content-type": "application/connect+proto",
+    });
+    req.end(ticksRequest(MESSAGES, PAYLOAD));
+    req.pause();
+    await new Promise((r) => req.once("response", r));
+    await delay(1000);
+    const during = rssKiB(envd.pid);
+    assert.ok(during - before < 16 * 1024, `envd RSS grew by ${during - before} KiB while the reader was paused`);
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.resume();
+    await new Promise((r, j) => { req.on("end", r); req.on("error", j); });
+    const frames = parseEnvelopes(Buffer.concat(chunks));
+    assert.equal(frames.length, MESSAGES + 1);
+    assert.equal(frames.at(-1).flags, 2);
+    assert.equal(frames.at(-1).data.toString(), "{}");
+  } finally {
+    session.close();
+  }
+});
+
+test("HTTP/1.1: a reader that stops reading back-pressures the stream; nothing is lost", async () => {
+  const before = rssKiB(envd.pid);
+  const sock = net.connect(envd.port, HOST);
+  await new Promise((r) => sock.once("connect", r));
+  const body = ticksRequest(MESSAGES, PAYLOAD);
+  sock.write(
+    `POST /envdtest.Echo/Ticks HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+proto\r\n` +
+      `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+  );
+  sock.write(body);
+  sock.pause();
+  await delay(1000);
+  const during = rssKiB(envd.pid);
+  assert.ok(during - before < 16 * 1024, `envd RSS grew by ${during - before} KiB while the reader was paused`);
+  let total = 0;
+  sock.on("data", (c) => { total += c.length; });
+  sock.resume();
+  await new Promise((r) => sock.on("close", r));
+  // Every payload byte arrived (plus framing and chunk headers).
+  assert.ok(total > MESSAGES * PAYLOAD, `received only ${total} bytes`);
+});
+
+test("HTTP/2: a large client-streaming upload is consumed as it arrives, not buffered whole", async () => {
+  const session = await h2Connect(envd.port);
+  try {
+    const before = rssKiB(envd.pid);
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/envdtest.Echo/Collect",
+      "content-type": "application/connect+proto",
+    });
+    const payload = Buffer.alloc(256 * 1024, 7);
+    // EchoRequest{payload}: field 2, length-delimited
+    const len = payload.length;
+    const header = Buffer.from([0x12, (len & 0x7f) | 0x80, ((len >> 7) & 0x7f) | 0x80, len >> 14]);
+    const msg = envelope(0, Buffer.concat([header, payload]));
+    let peak = before;
+    for (let i = 0; i < 256; i++) {
+      if (!req.write(msg)) await new Promise((r) => req.once("drain", r));
+      if (i % 32 === 0) peak = Math.max(peak, rssKiB(envd.pid));
+    }
+    req.end();
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    await new Promise((r, j) => { req.on("end", r); req.on("error", j); });
+    const frames = parseEnvelopes(Buffer.concat(chunks));
+    assert.equal(frames.at(-1).data.toString(), "{}");
+    assert.ok(peak - before < 24 * 1024, `envd RSS grew by ${peak - before} KiB during a 64 MiB upload`);
+  } finally {
+    session.close();
+  }
+});
+
+test("HTTP/2: 300 concurrent streams on one connection all complete", async () => {
+  const session = await h2Connect(envd.port);
+  try {
+    const one = () =>
+      new Promise((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/envdtest.Echo/Sleep", "content-type": "application/json" });
+        req.end(JSON.stringify({ ms: 200 }));
+        let body = "";
+        let status;
+        req.on("response", (h) => { status = h[":status"]; });
+        req.setEncoding("utf8");
+        req.on("data", (c) => { body += c; });
+        req.on("end", () => resolve({ status, body }));
+        req.on("error", reject);
+      });
+    const results = await Promise.all(Array.from({ length: 300 }, one));
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal(r.body, '{"text":"slept"}');
+    }
+  } finally {
+    session.close();
+  }
+});
+
+test("idle connections are closed after --idle-timeout-ms (HTTP/1.1 and HTTP/2)", async () => {
+  const sock = net.connect(envd.port, HOST);
+  await new Promise((r) => sock.once("connect", r));
+  sock.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  sock.resume(); // consume the response so that 'end' and 'close' can fire
+  const t0 = Date.now();
+  await new Promise((r) => sock.on("close", r));
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed >= 300 && elapsed < 5000, `HTTP/1.1 connection closed after ${elapsed} ms`);
+
+  const session = await h2Connect(envd.port);
+  const t1 = Date.now();
+  await new Promise((r) => session.on("close", r));
+  const elapsed2 = Date.now() - t1;
+  assert.ok(elapsed2 >= 300 && elapsed2 < 5000, `HTTP/2 connection closed after ${elapsed2} ms`);
+});
+
+test("a connection busy with a long stream is not closed as idle", async () => {
+  const session = await h2Connect(envd.port);
+  try {
+    const req = session.request({ ":method": "POST", ":path": "/envdtest.Echo/Sleep", "content-type": "application/json" });
+    req.end(JSON.stringify({ ms: 1200 }));
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c) => { body += c; });
+    await new Promise((r, j) => { req.on("end", r); req.on("error", j); });
+    assert.equal(body, '{"text":"slept"}');
+  } finally {
+    session.close();
+  }
+  assert.ok(await waitFor(() => envd.alive(), { what: "envd alive" }));
+});
+
+test("HTTP/1.1 keep-alive: a request sent the moment the previous answer arrives is always served", async () => {
+  // Regression: the client-gone watcher could miss its cancellation when the next request arrived
+  // just before the session stopped it, leaving the next request unanswered.
+  // Two shapes: an RPC that reads its body, and a GET /health whose body the handler ignores (the
+  // session then drains it itself).
+  const body = JSON.stringify({ text: "k" });
+  const rpc = `POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const health = `GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const req = Buffer.from(rpc + health);
+  const oneConnection = () =>
+    new Promise((resolve, reject) => {
+      const sock = net.connect(envd.port, HOST);
+      let buf = Buffer.alloc(0);
+      let served = 0;
+      const timer = setTimeout(() => { sock.destroy(); reject(new Error(`request ${served + 1} was never answered`)); }, 5000);
+      sock.on("connect", () => sock.write(req));
+      sock.on("data", (c) => {
+        buf = Buffer.concat([buf, c]);
+        for (;;) {
+          const headEnd = buf.indexOf("\r\n\r\n");
+          if (headEnd < 0) return;
+          const len = Number(/content-length: (\d+)/i.exec(buf.subarray(0, headEnd).toString())?.[1] ?? 0);
+          if (buf.length < headEnd + 4 + len) return;
+          buf = buf.subarray(headEnd + 4 + len);
+          if (++served === 40) {
+            clearTimeout(timer);
+            sock.end();
+            resolve(served);
+            return;
+          }
+          if (served % 2 === 0) sock.write(req);
+        }
+      });
+      sock.on("error", (e) => { clearTimeout(timer); reject(e); });
+    });
+  for (let i = 0; i < 25; i++) {
+    assert.equal(await oneConnection(), 40);
+  }
+});
