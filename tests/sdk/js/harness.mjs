@@ -126,6 +126,14 @@ export async function startEnvd({ port = 0, args = [] } = {}) {
   };
 }
 
+/** Semver-ish comparison of dotted numeric versions (as the SDKs gate on them). */
+export function compareVersions(a, b) {
+  const pa = a.split(/[.+-]/).map(Number);
+  const pb = b.split(/[.+-]/).map(Number);
+  for (let i = 0; i < 3; i++) if ((pa[i] || 0) !== (pb[i] || 0)) return (pa[i] || 0) < (pb[i] || 0) ? -1 : 1;
+  return 0;
+}
+
 /** Runs `fn` and returns what it threw (fails if it did not throw). */
 export async function rejection(fn) {
   try {
