@@ -65,6 +65,8 @@ class Exchange {
   virtual asio::awaitable<void> wait_closed() = 0;
 
   bool head_sent() const { return head_sent_; }
+  // Status of the response head sent (0 before write_head), for request logs.
+  int response_status() const { return response_status_; }
   Headers& extra_headers() { return extra_headers_; }
 
   // Convenience: whole response with a known body.
@@ -72,6 +74,7 @@ class Exchange {
 
  protected:
   bool head_sent_ = false;
+  int response_status_ = 0;
   Headers extra_headers_;
 };
 
