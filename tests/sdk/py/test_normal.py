@@ -4,6 +4,7 @@ traffic at our envd on a free port. Sandbox.create() makes the fake POST /init {
 to envd, as the orchestrator does, so everything after runs in secure (token) mode, with the
 envdVersion our binary prints for `-version`."""
 
+import asyncio
 import json
 import re
 import urllib.error
@@ -13,6 +14,7 @@ import pytest
 from packaging.version import Version
 
 from e2b import (
+    AsyncSandbox,
     AuthenticationException,
     Sandbox,
     SandboxException,
@@ -65,6 +67,22 @@ def test_token_path(normal):
     status, _ = raw(envd.url, "/filesystem.Filesystem/ListDir", {"X-Access-Token": sbx._envd_access_token})
     assert status != 401
     assert raw(envd.url, "/health", body=None)[0] == 204
+
+
+def test_async_sdk_token_and_user(normal, version):
+    """AsyncSandbox has its own transports (httpx async, async connect client)."""
+
+    async def main():
+        sbx = await AsyncSandbox.create(request_timeout=15)
+        assert sbx._envd_version == Version(version)
+        assert await sbx.is_running() is True
+        with pytest.raises(SandboxException) as ei:
+            await sbx.files.list("/", request_timeout=10)
+        assert "unimplemented" in str(ei.value).lower()
+        with pytest.raises(AuthenticationException, match=f"invalid username: '{UNKNOWN}'"):
+            await sbx.files.list("/", user=UNKNOWN, request_timeout=10)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
 
 
 def test_connect_and_tokenless_client(normal):
