@@ -46,7 +46,7 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
   std::string why;
   auto req = parse_init_request(body, &why);
   if (!req) {
-    log::warn("init", "invalid /init body: " + why);
+    log::write(log::Level::warn, "init", "invalid /init body: " + why, {{"request_id", ex.request_id()}});
     http::Headers h = init_headers();
     co_await ex.respond(400, std::move(h), {});
     co_return;
@@ -56,7 +56,7 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
   InitAuth auth = validate_init_token(state.access_token, req->access_token, ex.request().header("x-access-token"));
   if (auth != InitAuth::ok) {
     std::string message(init_auth_message(auth));
-    log::warn("init", "/init refused: " + message);
+    log::write(log::Level::warn, "init", "/init refused: " + message, {{"request_id", ex.request_id()}});
     http::Headers h = init_headers();
     h.emplace_back("content-type", "text/plain; charset=utf-8");
     h.emplace_back("x-content-type-options", "nosniff");
@@ -68,13 +68,18 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
   bool token_change = req->access_token != state.access_token;
   auto outcome = apply_init(state, std::move(*req));
   state.initialized = true;
+  const log::Field rid("request_id", ex.request_id());
   if (!outcome.applied) {
-    log::info("init", "/init with an older timestamp than the last one applied: skipped");
+    log::write(log::Level::info, "init", "/init with an older timestamp than the last one applied: skipped", {rid});
   } else {
     std::string fields;
     for (const auto& f : outcome.ignored) fields += (fields.empty() ? "" : ", ") + f;
-    if (!fields.empty()) log::info("init", "/init fields ignored (they need the E2B infrastructure): " + fields);
-    if (token_change) log::info("init", state.access_token ? "access token set" : "access token cleared");
+    if (!fields.empty()) {
+      log::write(log::Level::info, "init", "/init fields ignored (they need the E2B infrastructure): " + fields, {rid});
+    }
+    if (token_change) {
+      log::write(log::Level::info, "init", state.access_token ? "access token set" : "access token cleared", {rid});
+    }
   }
   http::Headers h = init_headers();
   co_await ex.respond(204, std::move(h), {});

@@ -38,6 +38,7 @@ boost::asio::awaitable<void> Router::handle(http::Exchange& ex) {
   char id[32];
   std::snprintf(id, sizeof id, "%010llx%06llx", static_cast<unsigned long long>(id_prefix_),
                 static_cast<unsigned long long>(++next_id_ & 0xFFFFFF));
+  ex.set_request_id(id);
   co_await route(ex);
   const auto& req = ex.request();
   // Probes polled every few seconds (/health, /metrics) log at debug, everything else at info.

@@ -396,7 +396,9 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
     }
   }
   if (!st.ok() && st.code != Code::canceled) {
-    log::debug("rpc", m->service + "/" + m->name + " failed: " + std::string(code_name(st.code)) + ": " + st.message);
+    log::write(log::Level::debug, "rpc",
+               m->service + "/" + m->name + " failed: " + std::string(code_name(st.code)) + ": " + st.message,
+               {{"request_id", ex.request_id()}});
   }
   co_await call.finish(st);
 }

@@ -123,7 +123,11 @@ describe("control endpoints", () => {
   it("POST /init: orchestrator-only fields are accepted and logged as ignored", async () => {
     const r = await init(envd, { hyperloopIP: "10.0.0.9", caBundle: "-----BEGIN CERTIFICATE-----\n", volumeMounts: [{ nfs_target: "h:/v", path: "/mnt/v" }], lifecycleID: "l1" });
     assert.equal(r.status, 204);
-    await waitFor(() => logLines(envd).some((l) => l.logger === "init" && /ignored.*hyperloopIP.*caBundle.*volumeMounts.*lifecycleID/.test(l.message)), { what: "the ignored-fields log line" });
+    const line = await waitFor(() => logLines(envd).find((l) => l.logger === "init" && /ignored.*hyperloopIP.*caBundle.*volumeMounts.*lifecycleID/.test(l.message)), { what: "the ignored-fields log line" });
+    // The line carries the id of its request's log line.
+    const request = await waitFor(() => logLines(envd).find((l) => l.logger === "http" && l.request_id === line.request_id), { what: "the matching request line" });
+    assert.equal(request.path, "/init");
+    assert.equal(request.status, 204);
   });
 
   it("access token: set by /init, then required everywhere except the exempt set", async () => {
@@ -256,7 +260,7 @@ describe("control endpoints", () => {
     assert.match(line.request_id, /^[0-9a-f]{16}$/);
     assert.equal(typeof line.duration_ms, "number");
     assert.ok(line.timestamp && line.level);
-    const ids = logLines(envd).filter((l) => l.request_id).map((l) => l.request_id);
+    const ids = logLines(envd).filter((l) => l.logger === "http" && l.request_id).map((l) => l.request_id);
     assert.equal(new Set(ids).size, ids.length, "request ids are unique");
     assert.ok(!envd.stderr().includes("\\u003c2\\u003e") && !envd.stderr().includes('"<2>"'), "a body value reached the logs");
   });
