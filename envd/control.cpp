@@ -1,5 +1,6 @@
 #include "envd/control.h"
 
+#include <string.h>
 #include <time.h>
 
 #include <cerrno>
@@ -45,6 +46,7 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
   }
   std::string why;
   auto req = parse_init_request(body, &why);
+  ::explicit_bzero(body.data(), body.size());  // the body may hold the token (envd wipes it too)
   if (!req) {
     log::write(log::Level::warn, "init", "invalid /init body: " + why, {{"request_id", ex.request_id()}});
     http::Headers h = init_headers();
