@@ -43,6 +43,12 @@ std::string usage() {
          "  --idle-timeout-ms N     close idle connections after N ms (default 640000)\n"
          "  --max-message-bytes N   largest RPC request message (default 33554432)\n"
          "  --max-header-bytes N    largest request header block (default 1048576)\n"
+         "  --default-user NAME     user for requests that name none, until /init defaultUser (default root)\n"
+         "  --default-workdir PATH  working directory for requests that name none, until /init defaultWorkdir\n"
+         "                          (default: the user's home)\n"
+         "  --metrics-interval-ms N sample CPU, memory and disk every N ms for /metrics (default 2000)\n"
+         "  --shutdown-timeout-ms N on SIGTERM/SIGINT, wait at most N ms for open requests (default 5000)\n"
+         "  --owns-clock            let /init set the system clock from its timestamp (ignored with -isnotfc)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
          "  -help                   show this help\n";
 }
@@ -58,6 +64,15 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"isnotfc", &out.is_not_fc},
       {"no-cgroups", &out.no_cgroups},
       {"test-services", &out.test_services},
+      {"owns-clock", &out.owns_clock},
+  };
+  auto millis = [](std::chrono::milliseconds& field, std::uint64_t min, std::uint64_t max) {
+    return [&field, min, max](const std::string& v) {
+      std::uint64_t ms = 0;
+      if (!parse_uint(v, ms, max) || ms < min) return false;
+      field = std::chrono::milliseconds(ms);
+      return true;
+    };
   };
   std::map<std::string, Setter> values = {
       {"port", [&](const std::string& v) { return parse_uint(v, out.port, 65535); }},
@@ -82,6 +97,18 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
        [&](const std::string& v) {
          return parse_uint(v, out.max_message_bytes, 1ull << 32) && out.max_message_bytes > 0;
        }},
+      {"default-user",
+       [&](const std::string& v) {
+         out.default_user = v;
+         return !v.empty();
+       }},
+      {"default-workdir",
+       [&](const std::string& v) {
+         out.default_workdir = v;
+         return true;
+       }},
+      {"metrics-interval-ms", millis(out.metrics_interval, 10, 3600ull * 1000)},
+      {"shutdown-timeout-ms", millis(out.shutdown_timeout, 0, 3600ull * 1000)},
       {"max-header-bytes",
        [&](const std::string& v) {
          return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;

@@ -26,6 +26,11 @@ struct Flags {
   std::chrono::milliseconds idle_timeout{640'000};
   std::size_t max_message_bytes = 32u << 20;
   std::size_t max_header_bytes = 1u << 20;
+  std::string default_user = "root";  // until /init defaultUser
+  std::string default_workdir;        // until /init defaultWorkdir; empty: the user's home
+  std::chrono::milliseconds metrics_interval{2000};
+  std::chrono::milliseconds shutdown_timeout{5000};
+  bool owns_clock = false;  // /init may set the system clock (never with -isnotfc)
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -28,3 +28,30 @@ TEST_CASE("flags: errors are reported, not guessed") {
   CHECK(parse_flags({"stray"}, f).has_value());
   CHECK(parse_flags({"--max-message-bytes", "0"}, f).has_value());
 }
+
+TEST_CASE("flags: control and operations flags") {
+  Flags f;
+  CHECK(f.default_user == "root");
+  CHECK(f.metrics_interval == std::chrono::milliseconds(2000));
+  CHECK_FALSE(f.owns_clock);
+  CHECK_FALSE(parse_flags({"--default-user", "user", "-default-workdir=/home/user", "--metrics-interval-ms=50",
+                           "-shutdown-timeout-ms", "0", "--owns-clock", "-help"},
+                          f));
+  CHECK(f.default_user == "user");
+  CHECK(f.default_workdir == "/home/user");
+  CHECK(f.metrics_interval == std::chrono::milliseconds(50));
+  CHECK(f.shutdown_timeout == std::chrono::milliseconds(0));
+  CHECK(f.owns_clock);
+  CHECK(f.help);
+  Flags g;
+  CHECK(parse_flags({"--default-user="}, g).has_value());
+  CHECK(parse_flags({"--metrics-interval-ms", "5"}, g).has_value());
+  CHECK(parse_flags({"--metrics-interval-ms", "-1"}, g).has_value());
+  CHECK(parse_flags({"--shutdown-timeout-ms", "x"}, g).has_value());
+  for (auto flag :
+       {"-port", "-version", "-commit", "-isnotfc", "-verbose", "-cgroup-root", "-no-cgroups", "--default-user",
+        "--default-workdir", "--metrics-interval-ms", "--shutdown-timeout-ms", "--owns-clock", "-help"}) {
+    std::string name = std::string(flag).substr(flag[1] == '-' ? 2 : 1);
+    CHECK_MESSAGE(usage().find("-" + name + " ") != std::string::npos, name);
+  }
+}

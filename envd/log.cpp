@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <string>
 
@@ -11,6 +12,7 @@ namespace envd::log {
 
 namespace {
 Level g_level = Level::info;
+}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -35,6 +37,7 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+namespace {
 constexpr std::string_view level_name(Level l) {
   switch (l) {
     case Level::debug: return "debug";
@@ -59,7 +62,17 @@ spdlog::logger& sink() {
 }
 }  // namespace
 
+Field::Field(std::string_view k, std::string_view v) : key(k) { append_json_string(json, v); }
+
+Field::Field(std::string_view k, double v) : key(k) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  json = buf;
+}
+
 void init(Level level) { g_level = level; }
+
+void flush() { sink().flush(); }
 
 bool enabled(Level level) { return level >= g_level && g_level != Level::off; }
 
@@ -73,7 +86,7 @@ bool parse_level(std::string_view name, Level& out) {
   return false;
 }
 
-void write(Level level, std::string_view logger, std::string_view message) {
+void write(Level level, std::string_view logger, std::string_view message, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
@@ -91,6 +104,12 @@ void write(Level level, std::string_view logger, std::string_view message) {
   append_json_string(line, logger);
   line += ",\"message\":";
   append_json_string(line, message);
+  for (const auto& f : fields) {
+    line += ',';
+    append_json_string(line, f.key);
+    line += ':';
+    line += f.json;
+  }
   line += "}";
   sink().log(spdlog::level::info, "{}", line);
 }

@@ -2,18 +2,24 @@
 // and h2c on one port from a single event loop.
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include "envd/access.h"
 #include "envd/auth.h"
+#include "envd/control.h"
 #include "envd/echo_service.h"
 #include "envd/flags.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
+#include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "fs/filesystem_service.h"
@@ -25,6 +31,30 @@
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+
+namespace {
+
+// Waits (bounded) for the requests in flight to end, then stops the loop.
+asio::awaitable<void> drain_and_stop(asio::io_context& io, envd::Router& router, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  asio::steady_timer t(io);
+  while (router.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(5));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  if (router.in_flight() > 0) {
+    envd::log::warn("envd", std::to_string(router.in_flight()) + " requests still open after " +
+                                std::to_string(timeout.count()) + " ms; closing them");
+  } else {
+    // The last responses may still sit in an HTTP/2 session's queue: give its writer a moment.
+    t.expires_after(std::chrono::milliseconds(50));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  envd::log::info("envd", "shut down");
+  io.stop();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   envd::Flags flags;
@@ -68,11 +98,22 @@ int main(int argc, char** argv) {
     return envd::resolve_request_user(state, req.header("authorization"), ctx.user);
   });
 
+  state.default_user = flags.default_user;
+  state.default_workdir = flags.default_workdir;
+
+  envd::MetricsSampler metrics(io.get_executor(), flags.metrics_interval);
+  metrics.start();
+
+  // Handler chain as envd's (contract §1.2): CORS (in the router), access token, Basic user.
   envd::Router router(rpc);
-  router.add("GET", "/health", [](envd::http::Exchange& ex) -> asio::awaitable<void> {
-    envd::http::Headers h{{"cache-control", "no-store"}};
-    co_await ex.respond(204, std::move(h), {});
+  router.use([&state](const envd::http::RequestHead& req, bool) { return envd::check_access_token(state, req); });
+  router.use([&state](const envd::http::RequestHead& req, bool rpc_path) {
+    return envd::check_basic_user(state, req, rpc_path);
   });
+  envd::ControlOptions control;
+  // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
+  control.owns_clock = flags.owns_clock && !flags.is_not_fc;
+  envd::register_control_routes(router, state, metrics, control);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
@@ -93,16 +134,31 @@ int main(int argc, char** argv) {
   envd::log::info("envd", "listening on 0.0.0.0:" + std::to_string(acceptor.local_endpoint().port()) + " (envd " +
                               envd::kVersion + ")");
 
+  // Shutdown ladder (DESIGN §5): stop accepting, end open RPC streams with `unavailable`, wait a
+  // bounded time for requests in flight, exit 0. Child processes are left running.
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& e, int sig) {
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& e,
+                                                                             int sig) {
     if (e) return;
+    if (stopping) {
+      envd::log::warn("envd", "second signal " + std::to_string(sig) + ": exiting now");
+      io.stop();
+      return;
+    }
+    stopping = true;
     envd::log::info("envd", "received signal " + std::to_string(sig) + ", shutting down");
     boost::system::error_code ignored;
     acceptor.close(ignored);
-    io.stop();
-  });
+    metrics.stop();
+    rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+    signals.async_wait(on_signal);
+    asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
+  };
+  signals.async_wait(on_signal);
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   io.run();
+  envd::log::flush();
   return 0;
 }

@@ -1,18 +1,65 @@
 #include "envd/router.h"
 
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "envd/log.h"
+
 namespace envd {
 
 namespace {
 constexpr const char* kExposedHeaders =
     "Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, Location, Cache-Control, X-Content-Type-Options";
 constexpr std::string_view kAllowedMethods[] = {"HEAD", "GET", "POST", "PUT", "PATCH", "DELETE"};
+
+struct InFlight {
+  explicit InFlight(std::size_t& n) : count(n) { ++count; }
+  ~InFlight() { --count; }
+  std::size_t& count;
+};
 }  // namespace
+
+Router::Router(rpc::RpcServer& rpc) : rpc_(rpc) {
+  // Request ids: a random per-process prefix and a counter, so ids from restarts do not collide.
+  std::random_device rd;
+  id_prefix_ = (static_cast<std::uint64_t>(rd()) << 32 | rd()) & 0xFFFFFFFFFFull;
+}
 
 void Router::add(std::string method, std::string path, Handler handler) {
   routes_[std::move(path)][std::move(method)] = std::move(handler);
 }
 
+void Router::use(Middleware step) { steps_.push_back(std::move(step)); }
+
 boost::asio::awaitable<void> Router::handle(http::Exchange& ex) {
+  InFlight guard(in_flight_);
+  const auto start = std::chrono::steady_clock::now();
+  char id[32];
+  std::snprintf(id, sizeof id, "%010llx%06llx", static_cast<unsigned long long>(id_prefix_),
+                static_cast<unsigned long long>(++next_id_ & 0xFFFFFF));
+  ex.set_request_id(id);
+  co_await route(ex);
+  const auto& req = ex.request();
+  // Probes polled every few seconds (/health, /metrics) log at debug, everything else at info.
+  // The query is left out: it can carry a /files signature.
+  auto level =
+      req.method == "GET" && (req.path == "/health" || req.path == "/metrics") ? log::Level::debug : log::Level::info;
+  if (log::enabled(level)) {
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    log::write(level, "http", "request",
+               {{"request_id", std::string_view(id)},
+                {"method", req.method},
+                {"path", req.path},
+                {"status", ex.response_status()},
+                {"duration_ms", ms},
+                {"http_version", req.version == 20   ? "2"
+                                 : req.version == 10 ? "1.0"
+                                                     : "1.1"}});
+  }
+}
+
+boost::asio::awaitable<void> Router::route(http::Exchange& ex) {
   const auto& req = ex.request();
   if (req.header("origin")) {
     auto requested = req.header("access-control-request-method");
@@ -38,6 +85,14 @@ boost::asio::awaitable<void> Router::handle(http::Exchange& ex) {
     ex.extra_headers().emplace_back("access-control-expose-headers", kExposedHeaders);
   }
 
+  const bool rpc_path = rpc_.owns(req.path);
+  for (const auto& step : steps_) {
+    if (auto reply = step(req, rpc_path)) {
+      co_await ex.respond(reply->status, std::move(reply->headers), std::move(reply->body));
+      co_return;
+    }
+  }
+
   if (auto it = routes_.find(req.path); it != routes_.end()) {
     if (auto m = it->second.find(req.method); m != it->second.end()) {
       co_await m->second(ex);
@@ -47,7 +102,7 @@ boost::asio::awaitable<void> Router::handle(http::Exchange& ex) {
     co_await ex.respond(405, std::move(h), {});
     co_return;
   }
-  if (rpc_.owns(req.path)) {
+  if (rpc_path) {
     co_await rpc_.serve(ex);
     co_return;
   }

@@ -1,28 +1,54 @@
 #pragma once
-// Routes a request: CORS (contract §1.5), REST endpoints by exact method+path, RPC services,
-// and chi-like 404/405 answers for everything else.
+// Routes a request: CORS (contract §1.5), then the middleware steps (access token gate, Basic
+// user check: contract §1.2's handler chain), then REST endpoints by exact method+path, RPC
+// services, and chi-like 404/405 answers for everything else. Logs one line per request.
 #include <boost/asio/awaitable.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "envd/http/exchange.h"
 #include "envd/rpc/rpc_server.h"
 
 namespace envd {
 
+// A whole response decided without reading the request body (a middleware refusal).
+struct Reply {
+  int status = 200;
+  http::Headers headers;
+  std::string body;
+};
+
 class Router {
  public:
   using Handler = std::function<boost::asio::awaitable<void>(http::Exchange&)>;
+  // A middleware step: nullopt lets the request through, a Reply answers it instead.
+  // `rpc_path` tells whether the path belongs to an RPC service.
+  using Middleware = std::function<std::optional<Reply>(const http::RequestHead&, bool rpc_path)>;
 
-  explicit Router(rpc::RpcServer& rpc) : rpc_(rpc) {}
+  explicit Router(rpc::RpcServer& rpc);
 
   void add(std::string method, std::string path, Handler handler);
+  // Steps run in the order they were added, after CORS preflight and before routing.
+  void use(Middleware step);
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
+  // Requests whose handler has not returned yet (graceful shutdown waits for them).
+  std::size_t in_flight() const { return in_flight_; }
+
  private:
+  boost::asio::awaitable<void> route(http::Exchange& ex);
+
   rpc::RpcServer& rpc_;
   std::map<std::string, std::map<std::string, Handler>, std::less<>> routes_;  // path → method → handler
+  std::vector<Middleware> steps_;
+  std::size_t in_flight_ = 0;
+  std::uint64_t id_prefix_ = 0;
+  std::uint64_t next_id_ = 0;
 };
 
 }  // namespace envd

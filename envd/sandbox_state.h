@@ -1,6 +1,7 @@
 #pragma once
 // What the control plane sets at run time (/init) and every service reads: the default user and
 // workdir, global environment variables, the access token. Owned by main; lives for the process.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,7 +16,9 @@ struct SandboxState {
   std::string default_workdir;                      // empty: none (paths fall back to the user's home)
   std::map<std::string, std::string> user_env;      // /init envVars (replace semantics)
   std::map<std::string, std::string> internal_env;  // E2B_SANDBOX etc.; /init cannot overwrite these
-  std::optional<std::string> access_token;
+  std::optional<std::string> access_token;          // set by /init; never logged
+  std::optional<std::int64_t> last_init_time_ns;    // newest /init timestamp applied (unix ns)
+  bool initialized = false;                         // a /init has succeeded
 
   // Environment every process gets (before its own request envs): user vars, then internal ones.
   std::map<std::string, std::string> global_env() const {

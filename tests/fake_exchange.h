@@ -32,6 +32,7 @@ class FakeExchange final : public http::Exchange {
   }
   boost::asio::awaitable<bool> write_head(http::ResponseHead head) override {
     head_sent_ = true;
+    response_status_ = head.status;
     status = head.status;
     headers = std::move(head.headers);
     for (auto& h : extra_headers_) headers.push_back(h);

@@ -64,7 +64,13 @@ class Exchange {
   // Completes when the client goes away. Cancellable.
   virtual asio::awaitable<void> wait_closed() = 0;
 
+  // Set by the router for log lines about this request.
+  const std::string& request_id() const { return request_id_; }
+  void set_request_id(std::string id) { request_id_ = std::move(id); }
+
   bool head_sent() const { return head_sent_; }
+  // Status of the response head sent (0 before write_head), for request logs.
+  int response_status() const { return response_status_; }
   Headers& extra_headers() { return extra_headers_; }
 
   // Convenience: whole response with a known body.
@@ -72,6 +78,8 @@ class Exchange {
 
  protected:
   bool head_sent_ = false;
+  int response_status_ = 0;
+  std::string request_id_;
   Headers extra_headers_;
 };
 

@@ -148,6 +148,7 @@ class Http1Exchange final : public Exchange {
   asio::awaitable<bool> write_head(ResponseHead head) override {
     if (head_sent_ || closed_) co_return !closed_;
     head_sent_ = true;
+    response_status_ = head.status;
     std::string out = "HTTP/1.1 " + std::to_string(head.status) + " ";
     out += std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(head.status)));
     out += "\r\n";

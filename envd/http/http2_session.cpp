@@ -158,6 +158,7 @@ asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_
 asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
   if (head_sent_ || closed_ || session_->dead()) co_return !(closed_ || session_->dead());
   head_sent_ = true;
+  response_status_ = head.status;
   std::string status = std::to_string(head.status);
   std::vector<std::pair<std::string, std::string>> hs;
   hs.emplace_back(":status", status);

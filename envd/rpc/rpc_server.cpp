@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "envd/http/event.h"
 #include "envd/log.h"
 #include "envd/rpc/envelope.h"
 #include "envd/rpc/timeout.h"
@@ -311,7 +312,20 @@ bool streaming_protocol_fits(Protocol p, MethodKind k) {
   return true;
 }
 
+// Registers a call's cancel signal with the server for as long as its handler runs.
+struct ActiveCall {
+  ActiveCall(std::set<Event*>& set, Event& ev) : set_(set), ev_(ev) { set_.insert(&ev_); }
+  ~ActiveCall() { set_.erase(&ev_); }
+  std::set<Event*>& set_;
+  Event& ev_;
+};
+
 }  // namespace
+
+void RpcServer::shutdown(Status status) {
+  shutdown_status_ = std::move(status);
+  for (Event* ev : active_) ev->set();
+}
 
 bool RpcServer::owns(std::string_view path) const {
   bool service_known = false;
@@ -365,25 +379,26 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   }
 
   Status st = call.prepare();
+  if (st.ok() && shutdown_status_) st = *shutdown_status_;
   if (st.ok()) {
     using namespace asio::experimental::awaitable_operators;
-    if (call.deadline) {
-      asio::steady_timer timer(ex.executor());
-      timer.expires_at(*call.deadline);
-      auto r = co_await (run_handler(*m, call) || ex.wait_closed() || timer.async_wait(asio::use_awaitable));
-      if (r.index() == 0)
-        st = std::get<0>(r);
-      else if (r.index() == 1)
-        st = error(Code::canceled, "client disconnected");
-      else
-        st = error(Code::deadline_exceeded, "context deadline exceeded");
-    } else {
-      auto r = co_await (run_handler(*m, call) || ex.wait_closed());
-      st = r.index() == 0 ? std::get<0>(r) : error(Code::canceled, "client disconnected");
+    Event cancel(ex.executor());
+    ActiveCall registered(active_, cancel);
+    // Without a deadline the timer never fires.
+    asio::steady_timer timer(ex.executor(), call.deadline.value_or(asio::steady_timer::time_point::max()));
+    auto r =
+        co_await (run_handler(*m, call) || ex.wait_closed() || timer.async_wait(asio::use_awaitable) || cancel.wait());
+    switch (r.index()) {
+      case 0: st = std::get<0>(r); break;
+      case 1: st = error(Code::canceled, "client disconnected"); break;
+      case 2: st = error(Code::deadline_exceeded, "context deadline exceeded"); break;
+      default: st = shutdown_status_.value_or(error(Code::unavailable, "call cancelled")); break;
     }
   }
   if (!st.ok() && st.code != Code::canceled) {
-    log::debug("rpc", m->service + "/" + m->name + " failed: " + std::string(code_name(st.code)) + ": " + st.message);
+    log::write(log::Level::debug, "rpc",
+               m->service + "/" + m->name + " failed: " + std::string(code_name(st.code)) + ": " + st.message,
+               {{"request_id", ex.request_id()}});
   }
   co_await call.finish(st);
 }

@@ -5,9 +5,11 @@
 #include <cstddef>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
+#include "envd/http/event.h"
 #include "envd/http/exchange.h"
 #include "envd/rpc/codec.h"
 #include "envd/rpc/service.h"
@@ -45,10 +47,20 @@ class RpcServer {
 
   const RpcConfig& config() const { return config_; }
 
+  // Graceful shutdown: every running call ends now with `status` (its handler is cancelled; the
+  // client gets the status in the Connect end frame, gRPC trailers or the unary error), and calls
+  // that arrive later are refused with it.
+  void shutdown(Status status);
+  bool shutting_down() const { return shutdown_status_.has_value(); }
+  // Calls whose handler is running.
+  std::size_t active_calls() const { return active_.size(); }
+
  private:
   Registry& registry_;
   RpcConfig config_;
   Authenticator authenticator_;
+  std::set<Event*> active_;  // one cancel signal per running call
+  std::optional<Status> shutdown_status_;
 };
 
 }  // namespace envd::rpc

@@ -232,3 +232,30 @@ TEST_CASE("rpc: the authenticator refuses a call in the shape of its protocol") 
   f.run(ok);
   CHECK(ok.status == 200);
 }
+
+TEST_CASE("rpc: shutdown ends running calls with its status and refuses new ones") {
+  Fixture f;
+  FakeExchange stream(f.io, f.post("/envdtest.Echo/Ticks", "application/connect+json"),
+                      {rpc::encode_envelope(0, R"({"count":1000,"intervalMs":1000})")});
+  FakeExchange grpc(f.io, f.post("/envdtest.Echo/Sleep", "application/grpc"),
+                    {rpc::encode_envelope(0, std::string("\x08\xe8\x07", 3))});  // ms: 1000
+  boost::asio::co_spawn(f.io, f.server.serve(stream), boost::asio::detached);
+  boost::asio::co_spawn(f.io, f.server.serve(grpc), boost::asio::detached);
+  while (f.server.active_calls() < 2) f.io.run_one();
+  f.server.shutdown(rpc::error(rpc::Code::unavailable, "envd is shutting down"));
+  CHECK(f.server.shutting_down());
+  f.io.run();
+  f.io.restart();
+  CHECK(f.server.active_calls() == 0);
+  auto fr = frames(stream.body);
+  REQUIRE_FALSE(fr.empty());
+  CHECK(fr.back().first == rpc::kFlagConnectEndStream);
+  CHECK(fr.back().second == R"({"error":{"code":"unavailable","message":"envd is shutting down"}})");
+  CHECK(http::find_header(grpc.trailers, "grpc-status") == "14");
+  CHECK(http::find_header(grpc.trailers, "grpc-message") == "envd is shutting down");
+
+  FakeExchange late(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {"{}"});
+  f.run(late);
+  CHECK(late.status == 503);
+  CHECK(late.body == R"({"code":"unavailable","message":"envd is shutting down"})");
+}

@@ -81,6 +81,15 @@ export function withTimeout(p, ms, what = "operation") {
   ]);
 }
 
+// Daemons still running when this test process exits (a test that threw before `after`, a runner
+// stopping early) are killed, so no envd outlives its test file.
+const liveChildren = new Set();
+process.once("exit", () => {
+  for (const c of liveChildren) {
+    try { c.kill("SIGKILL"); } catch { /* already gone */ }
+  }
+});
+
 /**
  * Starts envd on a free port with the test services. Resolves once the "listening on" log line
  * has been seen. The returned handle knows the port, the pid, the collected stderr, and stops the
@@ -94,6 +103,8 @@ export async function startEnvd({ idleTimeoutMs, maxMessageBytes, extraArgs = []
   args.push(...extraArgs);
   const bin = envdBin();
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  liveChildren.add(child);
+  child.once("exit", () => liveChildren.delete(child));
   let stderr = "";
   let stdout = "";
   let exit = null;

@@ -1,0 +1,145 @@
+// Test harness for the official e2b JS SDK against our envd: starts the built daemon
+// ($ENVD_BIN) as root with -isnotfc, makes sure the test user `user` exists, holds the
+// machine-wide lock for port 49983 while a debug-mode daemon runs there, and stops it all.
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export { startFakeApi } from '../fake_api.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const DEBUG_PORT = 49983;
+export const PORT_LOCK = '/tmp/envd-49983.lock';
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+// Environment leaking in from the caller would silently redirect the SDK.
+for (const k of Object.keys(process.env)) if (k.startsWith('E2B_')) delete process.env[k];
+
+export function envdBin() {
+  const bin = process.env.ENVD_BIN || path.resolve(here, '../../../build/envd/envd');
+  if (!existsSync(bin)) throw new Error(`envd binary not found at ${bin}: build it or set ENVD_BIN`);
+  return bin;
+}
+
+/** `$ENVD_BIN -version`, trimmed: what the template builder stores as envdVersion. */
+export function envdVersion() {
+  return execFileSync(envdBin(), ['-version'], { encoding: 'utf8' }).trim();
+}
+
+/** The test user of E2B templates (`useradd -m -s /bin/bash user`), created once. */
+export function ensureTestUser() {
+  if (process.getuid() !== 0) throw new Error('the SDK harness must run as root (envd runs as root and creates users)');
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      execFileSync('id', ['-u', 'user'], { stdio: 'ignore' });
+      return;
+    } catch {}
+    try {
+      execFileSync('useradd', ['-m', '-s', '/bin/bash', 'user'], { stdio: 'pipe' });
+      return;
+    } catch (e) {
+      // 9: created concurrently by another test process; 10: /etc/passwd busy.
+      if (e.status !== 9 && e.status !== 10) throw e;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+  execFileSync('id', ['-u', 'user'], { stdio: 'ignore' });
+}
+
+/**
+ * Takes the exclusive lock on /tmp/envd-49983.lock through flock(1): the lock is held by a
+ * `cat` child that lives until we close its stdin (or until this process dies, which closes it).
+ */
+export async function lockDebugPort({ timeoutSec = 240 } = {}) {
+  const child = spawn('flock', ['-w', String(timeoutSec), PORT_LOCK, '-c', 'echo locked; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('locked')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`flock ${PORT_LOCK} failed (exit ${code})`)));
+    child.once('error', reject);
+  });
+  return {
+    release: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', resolve);
+        child.stdin.end();
+      }),
+  };
+}
+
+/**
+ * Starts envd as root with -isnotfc on `port` (0 = a free port, parsed from the
+ * "listening on 0.0.0.0:<port>" log line). Returns { port, url, stop(), stderr() }.
+ */
+export async function startEnvd({ port = 0, args = [] } = {}) {
+  ensureTestUser();
+  const child = spawn(envdBin(), ['-isnotfc', '-port', String(port), ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => {
+    log += d;
+    if (log.length > 256 * 1024) log = log.slice(-128 * 1024);
+  });
+  const actualPort = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`envd did not start within ${START_TIMEOUT_MS} ms:\n${log}`)), START_TIMEOUT_MS);
+    const onData = () => {
+      const m = log.match(/listening on [^"\s]*:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        child.stderr.off('data', onData);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stderr.on('data', onData);
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`envd exited during startup (code ${code}, signal ${sig}):\n${log}`));
+    });
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    port: actualPort,
+    url: `http://127.0.0.1:${actualPort}`,
+    pid: child.pid,
+    stderr: () => log,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      const r = await exited;
+      clearTimeout(timer);
+      return r;
+    },
+  };
+}
+
+/** Semver-ish comparison of dotted numeric versions (as the SDKs gate on them). */
+export function compareVersions(a, b) {
+  const pa = a.split(/[.+-]/).map(Number);
+  const pb = b.split(/[.+-]/).map(Number);
+  for (let i = 0; i < 3; i++) if ((pa[i] || 0) !== (pb[i] || 0)) return (pa[i] || 0) < (pb[i] || 0) ? -1 : 1;
+  return 0;
+}
+
+/** Runs `fn` and returns what it threw (fails if it did not throw). */
+export async function rejection(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected the call to fail, it succeeded');
+}
