@@ -1,43 +1,8 @@
 #include "envd/auth.h"
 
-namespace envd {
+#include "envd/base64.h"
 
-namespace {
-std::optional<std::string> base64_std_decode(std::string_view in) {
-  std::string out;
-  unsigned val = 0;
-  int bits = -8;
-  std::size_t pad = 0;
-  for (char c : in) {
-    int d;
-    if (c >= 'A' && c <= 'Z')
-      d = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      d = c - '0' + 52;
-    else if (c == '+')
-      d = 62;
-    else if (c == '/')
-      d = 63;
-    else if (c == '=') {
-      ++pad;
-      continue;
-    } else {
-      return std::nullopt;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    val = (val << 6) | static_cast<unsigned>(d);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  if ((in.size() % 4) != 0 || pad > 2) return std::nullopt;
-  return out;
-}
-}  // namespace
+namespace envd {
 
 std::optional<std::string> basic_auth_user(std::optional<std::string_view> authorization) {
   if (!authorization) return std::nullopt;
@@ -47,7 +12,7 @@ std::optional<std::string> basic_auth_user(std::optional<std::string_view> autho
   for (std::size_t i = 0; i < kPrefix.size(); ++i) {
     if (std::tolower(static_cast<unsigned char>(h[i])) != kPrefix[i]) return std::nullopt;
   }
-  auto decoded = base64_std_decode(h.substr(kPrefix.size()));
+  auto decoded = base64_decode(h.substr(kPrefix.size()), Base64::standard);
   if (!decoded) return std::nullopt;
   auto colon = decoded->find(':');
   if (colon == std::string::npos) return std::nullopt;

@@ -15,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include "envd/base64.h"
 #include "envd/http/event.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
@@ -51,36 +52,6 @@ std::string canonical_name(std::string_view lower) {
   for (char& c : out) {
     if (up && c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
     up = (c == '-');
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view in) {
-  std::string out;
-  unsigned val = 0;
-  int bits = -8;
-  for (char c : in) {
-    int d;
-    if (c >= 'A' && c <= 'Z')
-      d = c - 'A';
-    else if (c >= 'a' && c <= 'z')
-      d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9')
-      d = c - '0' + 52;
-    else if (c == '-' || c == '+')
-      d = 62;
-    else if (c == '_' || c == '/')
-      d = 63;
-    else if (c == '=')
-      break;
-    else
-      return std::nullopt;
-    val = (val << 6) | static_cast<unsigned>(d);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
   }
   return out;
 }
@@ -372,7 +343,7 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     bool keep_alive = parser.get().keep_alive();
 
     if (is_h2c_upgrade(head)) {
-      auto settings = base64url_decode(*head.header("http2-settings"));
+      auto settings = base64_decode(*head.header("http2-settings"), Base64::url_unpadded);
       UpgradedRequest up{std::move(head), {}, settings.value_or("")};
       bool ok = settings.has_value();
       // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.

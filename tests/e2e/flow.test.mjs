@@ -17,6 +17,12 @@ after(async () => {
 });
 
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+// Under ASan freed memory sits in a quarantine instead of being reused, so RSS says nothing about
+// buffering there; the memory bounds are checked against the release binary only.
+const memoryBounded = process.env.ENVD_SANITIZED !== "ON";
+function assertGrowth(kib, limitKib, what) {
+  if (memoryBounded) assert.ok(kib < limitKib, `envd RSS grew by ${kib} KiB ${what}`);
+}
 
 function ticksRequest(count, payloadSize) {
   const msg = create(messageSchema("envdtest.TicksRequest"), { count, payloadSize });
@@ -40,7 +46,7 @@ test("HTTP/2: a paused reader back-pressures the stream; nothing is lost", async
     await new Promise((r) => req.once("response", r));
     await delay(1000);
     const during = rssKiB(envd.pid);
-    assert.ok(during - before < 16 * 1024, `envd RSS grew by ${during - before} KiB while the reader was paused`);
+    assertGrowth(during - before, 16 * 1024, "while the reader was paused");
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.resume();
@@ -67,7 +73,7 @@ test("HTTP/1.1: a reader that stops reading back-pressures the stream; nothing i
   sock.pause();
   await delay(1000);
   const during = rssKiB(envd.pid);
-  assert.ok(during - before < 16 * 1024, `envd RSS grew by ${during - before} KiB while the reader was paused`);
+  assertGrowth(during - before, 16 * 1024, "while the reader was paused");
   let total = 0;
   sock.on("data", (c) => { total += c.length; });
   sock.resume();
@@ -101,7 +107,7 @@ test("HTTP/2: a large client-streaming upload is consumed as it arrives, not buf
     await new Promise((r, j) => { req.on("end", r); req.on("error", j); });
     const frames = parseEnvelopes(Buffer.concat(chunks));
     assert.equal(frames.at(-1).data.toString(), "{}");
-    assert.ok(peak - before < 24 * 1024, `envd RSS grew by ${peak - before} KiB during a 64 MiB upload`);
+    assertGrowth(peak - before, 24 * 1024, "during a 64 MiB upload");
   } finally {
     session.close();
   }
