@@ -26,6 +26,11 @@ struct Flags {
   std::chrono::milliseconds idle_timeout{640'000};
   std::size_t max_message_bytes = 32u << 20;
   std::size_t max_header_bytes = 1u << 20;
+
+  // --- process service (issue 4) ---
+  std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
+  std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
+  // --- end process service ---
 };
 
 // Returns an error message for unknown flags or bad values.
