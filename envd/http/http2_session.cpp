@@ -54,6 +54,9 @@ class H2Stream final : public Exchange {
   std::string in_;
   std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
   bool in_end_ = false;
+  // The handler finished with the request body unread: reset the stream once the response's
+  // END_STREAM frame has been sent (resetting earlier discards the queued response).
+  bool rst_after_response_ = false;
   // response body
   std::deque<std::string> out_;
   std::size_t out_off_ = 0;
@@ -110,6 +113,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id, const std::uint8_t* data,
                            std::size_t len, void* user);
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* user);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user);
 
   tcp::socket socket_;
   ServerContext& ctx_;
@@ -317,6 +321,18 @@ int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t str
   return 0;
 }
 
+int Http2Session::on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2Session*>(user);
+  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+  if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) return 0;
+  H2Stream* s = self->find(frame->hd.stream_id);
+  if (s && s->rst_after_response_ && !s->in_end_) {
+    s->rst_after_response_ = false;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+  }
+  return 0;
+}
+
 int Http2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* user) {
   auto* self = static_cast<Http2Session*>(user);
   auto it = self->streams_.find(stream_id);
@@ -341,6 +357,7 @@ bool Http2Session::setup() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -380,7 +397,10 @@ void Http2Session::start_handler(const std::shared_ptr<H2Stream>& stream) {
         }
         // The response is complete; a request body the handler left unread is not wanted.
         if (!stream->in_end_ && !stream->closed() && !self->dead()) {
-          nghttp2_submit_rst_stream(self->raw(), NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
+          if (nghttp2_session_get_stream_local_close(self->raw(), stream->id_) == 1)
+            nghttp2_submit_rst_stream(self->raw(), NGHTTP2_FLAG_NONE, stream->id_, NGHTTP2_NO_ERROR);
+          else
+            stream->rst_after_response_ = true;
           self->signal_write();
         }
       },
