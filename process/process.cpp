@@ -70,8 +70,12 @@ std::shared_ptr<Process> Process::launch(const asio::any_io_executor& ex, Proces
     p->input_ = adopt(ex, child.stdin_fd);
   }
   if (!p->input_) p->input_closed_ = true;
-  asio::co_spawn(ex, run_process(p), asio::detached);
   return p;
+}
+
+void Process::begin() {
+  // co_spawn dispatches: run() may start reading output right here, so callers subscribe first.
+  asio::co_spawn(ex_, run_process(shared_from_this()), asio::detached);
 }
 
 asio::awaitable<void> Process::run_process(std::shared_ptr<Process> self) { co_await self->run(); }

@@ -44,10 +44,12 @@ class Process : public std::enable_shared_from_this<Process> {
     std::string cwd;
   };
 
-  // Takes ownership of every fd in `child` (and of `pty_master`, -1 if none) and starts the
-  // process's own coroutine: it waits for exec, registers in `table`, then reads and reaps.
+  // Takes ownership of every fd in `child` (and of `pty_master`, -1 if none).
   static std::shared_ptr<Process> launch(const asio::any_io_executor& ex, ProcessTable& table, SpawnedChild child,
                                          int pty_master, Options opts, const ProcessLimits& limits);
+  // Starts the process's own coroutine: it waits for exec, registers in the table, then reads
+  // output and reaps. Subscribe before calling this, or early output has nobody to go to.
+  void begin();
   ~Process();
 
   pid_t pid() const { return pid_; }

@@ -111,6 +111,7 @@ class ProcessService {
     auto p = Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    p->begin();
     co_await p->wait_started();
     if (p->start_error()) co_return rpc::error(Code::invalid_argument, *p->start_error());
     log::debug("process", "started pid " + std::to_string(p->pid()) + " as " + user.name + ": " + cmdline);
