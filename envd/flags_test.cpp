@@ -28,3 +28,14 @@ TEST_CASE("flags: errors are reported, not guessed") {
   CHECK(parse_flags({"stray"}, f).has_value());
   CHECK(parse_flags({"--max-message-bytes", "0"}, f).has_value());
 }
+
+TEST_CASE("flags: process service (retention, subscriber stall)") {
+  Flags f;
+  CHECK(f.process_retention == std::chrono::milliseconds(30000));
+  CHECK(f.subscriber_stall == std::chrono::milliseconds(10000));
+  REQUIRE_FALSE(parse_flags({"--process-retention-ms", "0", "-subscriber-stall-ms=2500"}, f).has_value());
+  CHECK(f.process_retention == std::chrono::milliseconds(0));
+  CHECK(f.subscriber_stall == std::chrono::milliseconds(2500));
+  CHECK(parse_flags({"--subscriber-stall-ms", "0"}, f).has_value());
+  CHECK(parse_flags({"--process-retention-ms", "x"}, f).has_value());
+}
