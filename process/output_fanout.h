@@ -51,7 +51,7 @@ class ChunkRef {
 
 class Chunk {
  public:
-  static constexpr std::size_t kCapacity = 64 * 1024;  // reads sized for throughput (≥ 64 KiB)
+  static constexpr std::size_t kCapacity = 128 * 1024;  // reads sized for throughput (≥ 64 KiB)
   static ChunkRef acquire();
 
   char* data() { return buf_.get(); }

@@ -38,6 +38,7 @@ constexpr std::uint64_t kCloneIntoCgroup = 0x200000000ULL;
 constexpr int kIoprioClassBe = 2;
 constexpr int kIoprioClassShift = 13;
 constexpr int kIoprioWhoProcess = 1;
+constexpr std::size_t kOutputPipeBytes = 256 * 1024;
 
 std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
@@ -318,6 +319,11 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
   result.stderr_fd = std::exchange(err_pipe[0], -1);
   for (int fd : {result.status_fd, result.stdin_fd, result.stdout_fd, result.stderr_fd}) {
     if (fd >= 0) set_nonblock(fd);
+  }
+  // Bigger output pipes: fewer wake-ups and larger reads for chatty commands (best effort; the
+  // kernel caps it at /proc/sys/fs/pipe-max-size and charges it to the user's pipe quota).
+  for (int fd : {result.stdout_fd, result.stderr_fd}) {
+    if (fd >= 0) ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(kOutputPipeBytes));
   }
   return result;
 }

@@ -60,7 +60,7 @@ const pidSel = (pid) => ({ selector: { case: "pid", value: pid } });
 const tagSel = (tag) => ({ selector: { case: "tag", value: tag } });
 
 /** Flattens a ProcessEvent stream into { events, error, pid, stdout, stderr, pty, end }. */
-async function collect(stream, { onEvent } = {}) {
+async function collect(stream, { onEvent, keepData = true } = {}) {
   const out = { events: [], error: null, pid: undefined, stdout: "", stderr: "", pty: "", end: undefined };
   try {
     for await (const res of stream) {
@@ -72,7 +72,7 @@ async function collect(stream, { onEvent } = {}) {
       } else if (ev.case === "data") {
         const which = ev.value.output.case;
         out.events.push(which);
-        out[which] += Buffer.from(ev.value.output.value).toString("utf8");
+        if (keepData) out[which] += Buffer.from(ev.value.output.value).toString("utf8");
       } else if (ev.case === "end") {
         out.events.push("end");
         out.end = ev.value;
@@ -458,10 +458,10 @@ describe("Connect, List, retention, signals", () => {
 describe("better than envd: output", () => {
   it("end does not hang on a background child; its writer lives on 5 s after end", async () => {
     const t0 = Date.now();
-    const r = await collect(client().start({ process: { cmd: "/bin/bash", args: ["-c", "(while :; do echo bg; sleep 0.1; done) & echo $!; sleep 30 & echo leader-done"] } }));
+    const r = await collect(client().start({ process: { cmd: "/bin/bash", args: ["-c", "(while :; do echo bg; sleep 0.1; done) & echo pid:$!; sleep 30 & echo leader-done"] } }));
     assert.ok(Date.now() - t0 < 3000, `end took ${Date.now() - t0} ms`);
     assert.equal(r.end.exitCode, 0);
-    const bgPid = Number(r.stdout.split("\n")[0]);
+    const bgPid = Number(/pid:(\d+)/.exec(r.stdout)[1]);
     assert.match(r.stdout, /leader-done/);
     await delay(5000);
     assert.ok(aliveNotZombie(bgPid), "the background writer must not have died of SIGPIPE");
@@ -588,7 +588,6 @@ describe("StreamInput (client stream, h2)", () => {
 
 describe("PTY", () => {
   it("create, size, input, resize (SIGWINCH), CloseStdin error, kill", async () => {
-    let sawPrompt = false;
     let buf = "";
     const waiters = [];
     const bg = await startBackground(client(), {
@@ -601,7 +600,6 @@ describe("PTY", () => {
         if (ev.case === "data") {
           assert.equal(ev.value.output.case, "pty");
           buf += Buffer.from(ev.value.output.value).toString("utf8");
-          if (buf.includes("PROMPT$")) sawPrompt = true;
           for (const w of waiters.splice(0)) w();
         }
       },
@@ -618,7 +616,6 @@ describe("PTY", () => {
     await until(/\b42\b/, "the computed answer");
     await client().update({ process: pidSel(bg.pid), pty: { size: { cols: 100, rows: 30 } } });
     await until(/WINCH-30 100/, "SIGWINCH with the new size");
-    assert.ok(sawPrompt || true);
 
     const e1 = await errOf(client().closeStdin({ process: pidSel(bg.pid) }));
     assert.equal(e1.code, Code.Unknown);
@@ -677,8 +674,11 @@ describe("long forms (ENVD_LONG=1)", { skip: !LONG }, () => {
     const total = 1 << 30;
     let got = 0;
     const t0 = process.hrtime.bigint();
-    const r = await collect(clients.h2proto.start({ process: { cmd: "head", args: ["-c", String(total), "/dev/zero"] } }), {
+    // No response compression (the SDKs never ask for it on streams): measures envd, not gzip.
+    const plain = createClient(Process, createConnectTransport({ baseUrl: envd.baseUrl, httpVersion: "2", useBinaryFormat: true, acceptCompression: [] }));
+    const r = await collect(plain.start({ process: { cmd: "head", args: ["-c", String(total), "/dev/zero"] } }), {
       onEvent: (ev) => { if (ev.case === "data") got += ev.value.output.value.length; },
+      keepData: false,
     });
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     assert.equal(r.end.exitCode, 0);
