@@ -4,6 +4,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace envd::process {
 
@@ -26,7 +27,7 @@ ChunkRef::ChunkRef(const ChunkRef& o) : c_(o.c_) {
 ChunkRef::~ChunkRef() {
   if (c_ && --c_->refs_ == 0) {
     auto& pool = free_chunks();
-    if (pool.size() < kMaxFreeChunks) {
+    if (c_->capacity_ == Chunk::kCapacity && pool.size() < kMaxFreeChunks) {
       c_->size = 0;
       pool.push_back(c_);
     } else {
@@ -42,7 +43,15 @@ ChunkRef Chunk::acquire() {
     pool.pop_back();
     return ChunkRef(c);
   }
-  return ChunkRef(new Chunk());
+  return ChunkRef(new Chunk(kCapacity));
+}
+
+ChunkRef Chunk::copy_of(const char* data, std::size_t n, OutputStream stream) {
+  ChunkRef c(new Chunk(n));
+  std::memcpy(c->data(), data, n);
+  c->size = n;
+  c->stream = stream;
+  return c;
 }
 
 ChunkRef Subscriber::pop() {

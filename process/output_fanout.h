@@ -53,6 +53,10 @@ class Chunk {
  public:
   static constexpr std::size_t kCapacity = 128 * 1024;  // reads sized for throughput (≥ 64 KiB)
   static ChunkRef acquire();
+  // A right-sized copy for a small read, so that a quiet process never pins a full buffer while
+  // its output waits in a queue (memory per stream).
+  static ChunkRef copy_of(const char* data, std::size_t n, OutputStream stream);
+  static constexpr std::size_t kSmall = 16 * 1024;
 
   char* data() { return buf_.get(); }
   const char* data() const { return buf_.get(); }
@@ -61,8 +65,9 @@ class Chunk {
 
  private:
   friend class ChunkRef;
-  Chunk() : buf_(new char[kCapacity]) {}
+  explicit Chunk(std::size_t capacity) : buf_(new char[capacity]), capacity_(capacity) {}
   std::unique_ptr<char[]> buf_;
+  std::size_t capacity_;
   int refs_ = 0;
 };
 

@@ -142,6 +142,7 @@ asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, Output
     if (n > 0) {
       c->size = static_cast<std::size_t>(n);
       c->stream = r->stream;
+      if (c->size < Chunk::kSmall) c = Chunk::copy_of(c->data(), c->size, r->stream);
       if (r->drain_pending) r->drain_remaining -= std::min(r->drain_remaining, c->size);
       r->in_publish = true;
       co_await self->fanout_.publish(std::move(c));

@@ -47,8 +47,9 @@ class ProcessService {
     if (const char* path = std::getenv("PATH"); path && *path) envd_path_ = path;
   }
 
-  asio::awaitable<rpc::Status> start(rpc::CallContext& ctx, const pb::StartRequest& req,
-                                     rpc::Writer<pb::StartResponse>& out) {
+  // Everything up to the fork, as a plain function: its locals (argv, env, ...) do not live in
+  // the Start coroutine's frame for the whole life of the stream (memory per stream).
+  std::shared_ptr<Process> spawn(rpc::CallContext& ctx, const pb::StartRequest& req, rpc::Status& status) {
     const pb::ProcessConfig& cfg = req.process();
     const User& user = ctx.user;
     std::string cmdline = cfg.cmd();
@@ -59,7 +60,7 @@ class ProcessService {
 
     // cwd (§3.1, §3.2): checked here so that a bad one is an RPC error before any start event.
     auto resolved = expand_and_resolve(cfg.has_cwd() ? cfg.cwd() : "", user, state_.default_workdir);
-    if (!resolved.ok()) co_return rpc::error(Code::invalid_argument, resolved.error);
+    if (!resolved.ok()) return fail(status, rpc::error(Code::invalid_argument, resolved.error));
     std::string cwd = resolved.path.empty() ? user.home : resolved.path;
     if (cwd.empty()) cwd = "/";
     std::string prefix = is_pty ? "error starting pty with command '" + cmdline + "' in dir '" + cwd + "' with '" +
@@ -67,11 +68,11 @@ class ProcessService {
                                 : "error starting process '" + cmdline + "'";
     struct stat st {};
     if (::stat(cwd.c_str(), &st) != 0) {
-      if (errno == ENOENT) co_return rpc::error(Code::invalid_argument, "cwd '" + cwd + "' does not exist");
-      co_return rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": " + go_errno(errno));
+      if (errno == ENOENT) return fail(status, rpc::error(Code::invalid_argument, "cwd '" + cwd + "' does not exist"));
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": " + go_errno(errno)));
     }
     if (!S_ISDIR(st.st_mode))
-      co_return rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory");
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
 
     SpawnRequest sr;
     sr.cmd = cfg.cmd();
@@ -90,14 +91,14 @@ class ProcessService {
     if (is_pty) {
       pair = pty::open_pair(static_cast<std::uint16_t>(std::min<std::uint32_t>(cols, 0xFFFF)),
                             static_cast<std::uint16_t>(std::min<std::uint32_t>(rows, 0xFFFF)));
-      if (!pair.ok()) co_return rpc::error(Code::invalid_argument, prefix + ": " + pair.error);
+      if (!pair.ok()) return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + pair.error));
       sr.pty_slave = pair.slave;
     }
     SpawnedChild child = spawn_child(sr);
     if (pair.slave >= 0) ::close(pair.slave);
     if (!child.ok()) {
       if (pair.master >= 0) ::close(pair.master);
-      co_return rpc::error(Code::invalid_argument, prefix + ": " + child.error);
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + child.error));
     }
 
     Process::Options opts;
@@ -108,13 +109,27 @@ class ProcessService {
     if (ctx.timeout && ctx.timeout->count() > 0 && ctx.deadline) opts.deadline = ctx.deadline;
     opts.start_error_prefix = prefix;
     opts.cwd = cwd;
-    auto p = Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
+    return Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
+  }
+
+  static std::shared_ptr<Process> fail(rpc::Status& status, rpc::Status st) {
+    status = std::move(st);
+    return nullptr;
+  }
+
+  asio::awaitable<rpc::Status> start(rpc::CallContext& ctx, const pb::StartRequest& req,
+                                     rpc::Writer<pb::StartResponse>& out) {
+    rpc::Status status;
+    auto p = spawn(ctx, req, status);
+    if (!p) co_return status;
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
     p->begin();
     co_await p->wait_started();
     if (p->start_error()) co_return rpc::error(Code::invalid_argument, *p->start_error());
-    log::debug("process", "started pid " + std::to_string(p->pid()) + " as " + user.name + ": " + cmdline);
+    if (log::enabled(log::Level::debug))
+      log::debug("process",
+                 "started pid " + std::to_string(p->pid()) + " as " + ctx.user.name + ": " + p->options().config.cmd());
 
     rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
     pb::StartResponse msg;
