@@ -12,8 +12,9 @@ namespace {
 // Free buffers kept for reuse. Small: idle envd must stay small, and a busy stream only needs a
 // handful in flight (its queue bound divided by the chunk size).
 constexpr std::size_t kMaxFreeChunks = 8;
-std::vector<Chunk*>& free_chunks() {
-  static std::vector<Chunk*> pool;
+// Owning, so that buffers still pooled at exit are freed (no false leak reports).
+std::vector<std::unique_ptr<Chunk>>& free_chunks() {
+  static std::vector<std::unique_ptr<Chunk>> pool;
   return pool;
 }
 }  // namespace
@@ -29,7 +30,7 @@ ChunkRef::~ChunkRef() {
     auto& pool = free_chunks();
     if (c_->capacity_ == Chunk::kCapacity && pool.size() < kMaxFreeChunks) {
       c_->size = 0;
-      pool.push_back(c_);
+      pool.emplace_back(c_);
     } else {
       delete c_;
     }
@@ -39,7 +40,7 @@ ChunkRef::~ChunkRef() {
 ChunkRef Chunk::acquire() {
   auto& pool = free_chunks();
   if (!pool.empty()) {
-    Chunk* c = pool.back();
+    Chunk* c = pool.back().release();
     pool.pop_back();
     return ChunkRef(c);
   }
