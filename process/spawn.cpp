@@ -143,6 +143,7 @@ int lift_fd(int fd) {
   if (::chdir(req.cwd.c_str()) != 0) child_report(plan.status_fd, stage_chdir, errno);
 
   bool saw_eacces = false;
+  bool stopped = false;
   int last_err = ENOENT;
   for (auto& cand : plan.candidates) {
     ::execve(cand.c_str(), plan.argv.data(), plan.envp.data());
@@ -156,11 +157,13 @@ int lift_fd(int fd) {
     if (e == EACCES) saw_eacces = true;
     if (e != ENOENT && e != ENOTDIR && e != EACCES) {
       last_err = e;
+      stopped = true;
       break;
     }
     last_err = e;
   }
-  if (saw_eacces) last_err = EACCES;
+  // execvp: EACCES on any PATH entry wins over a later "not found".
+  if (saw_eacces && !stopped) last_err = EACCES;
   // Like a shell: "<cmd>: not found" (127) or "<cmd>: <reason>" (126), on the child's stderr.
   const std::string& name = req.cmd;
   write_all(2, name.data(), name.size());
