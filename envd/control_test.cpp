@@ -27,7 +27,9 @@ struct Daemon {
   Router router{rpc};
 
   Daemon() {
-    process::register_service(registry);
+    process::ServiceConfig pcfg;
+    pcfg.cgroups = false;
+    process::register_service(registry, state, pcfg);
     state.internal_env["E2B_SANDBOX"] = "false";
     router.use([this](const http::RequestHead& req, bool) { return check_access_token(state, req); });
     router.use([this](const http::RequestHead& req, bool rpc_path) { return check_basic_user(state, req, rpc_path); });

@@ -50,6 +50,11 @@ std::string usage() {
          "  --shutdown-timeout-ms N on SIGTERM/SIGINT, wait at most N ms for open requests (default 5000)\n"
          "  --owns-clock            let /init set the system clock from its timestamp (ignored with -isnotfc)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
+         // --- process service (issue 4) ---
+         "  --process-retention-ms N  Connect serves start+end of an ended process for N ms (default 30000)\n"
+         "  --subscriber-stall-ms N   drop a process output stream whose queue stayed full N ms while\n"
+         "                            another stream waits (default 10000)\n"
+         // --- end process service ---
          "  -help                   show this help\n";
 }
 
@@ -114,6 +119,20 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
          return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;
        }},
   };
+  // --- process service (issue 4) ---
+  values["process-retention-ms"] = [&](const std::string& v) {
+    std::uint64_t ms = 0;
+    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000)) return false;
+    out.process_retention = std::chrono::milliseconds(ms);
+    return true;
+  };
+  values["subscriber-stall-ms"] = [&](const std::string& v) {
+    std::uint64_t ms = 0;
+    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
+    out.subscriber_stall = std::chrono::milliseconds(ms);
+    return true;
+  };
+  // --- end process service ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

@@ -31,6 +31,11 @@ struct Flags {
   std::chrono::milliseconds metrics_interval{2000};
   std::chrono::milliseconds shutdown_timeout{5000};
   bool owns_clock = false;  // /init may set the system clock (never with -isnotfc)
+
+  // --- process service (issue 4) ---
+  std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
+  std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
+  // --- end process service ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -55,3 +55,14 @@ TEST_CASE("flags: control and operations flags") {
     CHECK_MESSAGE(usage().find("-" + name + " ") != std::string::npos, name);
   }
 }
+
+TEST_CASE("flags: process service (retention, subscriber stall)") {
+  Flags f;
+  CHECK(f.process_retention == std::chrono::milliseconds(30000));
+  CHECK(f.subscriber_stall == std::chrono::milliseconds(10000));
+  REQUIRE_FALSE(parse_flags({"--process-retention-ms", "0", "-subscriber-stall-ms=2500"}, f).has_value());
+  CHECK(f.process_retention == std::chrono::milliseconds(0));
+  CHECK(f.subscriber_stall == std::chrono::milliseconds(2500));
+  CHECK(parse_flags({"--subscriber-stall-ms", "0"}, f).has_value());
+  CHECK(parse_flags({"--process-retention-ms", "x"}, f).has_value());
+}

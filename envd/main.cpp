@@ -86,12 +86,18 @@ int main(int argc, char** argv) {
 
   asio::io_context io(1);
 
-  envd::rpc::Registry registry;
-  envd::process::register_service(registry);
-  envd::fs::register_service(registry);
-  if (flags.test_services) envd::register_echo_service(registry);
   envd::SandboxState state;
   state.internal_env["E2B_SANDBOX"] = flags.is_not_fc ? "false" : "true";
+
+  envd::rpc::Registry registry;
+  envd::process::ServiceConfig process_config;
+  process_config.retention = flags.process_retention;
+  process_config.subscriber_stall = flags.subscriber_stall;
+  process_config.cgroups = !flags.no_cgroups;
+  process_config.cgroup_root = flags.cgroup_root;
+  envd::process::register_service(registry, state, process_config);
+  envd::fs::register_service(registry);
+  if (flags.test_services) envd::register_echo_service(registry);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
   rpc.set_authenticator([&state](const envd::http::RequestHead& req, envd::rpc::CallContext& ctx) {

@@ -1,13 +1,389 @@
-#include <google/protobuf/descriptor.h>
-
+// process.Process (contract §4): Start, Connect, List, SendInput, StreamInput, CloseStdin,
+// SendSignal, Update. Handlers stay straight-line; the Process object does the OS work.
 #include "process/process_service.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include <google/protobuf/descriptor.h>
+
+#include "envd/log.h"
+#include "envd/paths.h"
+#include "envd/rpc/keepalive.h"
 #include "process.pb.h"
+#include "process/cgroups.h"
+#include "process/process.h"
+#include "pty/pty.h"
 
 namespace envd::process {
 
-void register_service(rpc::Registry& registry) {
-  registry.add_service(::process::StartRequest::descriptor()->file()->FindServiceByName("Process"));
+namespace {
+
+using rpc::Code;
+namespace pb = ::process;
+
+constexpr std::string_view kService = "process.Process";
+
+std::string go_errno(int err) {
+  std::string s = std::strerror(err);
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+  return s;
+}
+
+class ProcessService {
+ public:
+  ProcessService(SandboxState& state, const ServiceConfig& cfg)
+      : state_(state), cfg_(cfg), cgroups_(CgroupConfig{cfg.cgroups, cfg.cgroup_root}), table_(cfg.retention) {
+    limits_.fanout.queue_bytes = cfg.subscriber_queue_bytes;
+    limits_.fanout.stall_timeout = cfg.subscriber_stall;
+    limits_.stdin_queue_bytes = cfg.stdin_queue_bytes;
+    if (const char* path = std::getenv("PATH"); path && *path) envd_path_ = path;
+  }
+
+  // Everything up to the fork, as a plain function: its locals (argv, env, ...) do not live in
+  // the Start coroutine's frame for the whole life of the stream (memory per stream).
+  std::shared_ptr<Process> spawn(rpc::CallContext& ctx, const pb::StartRequest& req, rpc::Status& status) {
+    const pb::ProcessConfig& cfg = req.process();
+    const User& user = ctx.user;
+    std::string cmdline = cfg.cmd();
+    for (const auto& a : cfg.args()) cmdline += " " + a;
+    const bool is_pty = req.has_pty();
+    const std::uint32_t cols = is_pty ? req.pty().size().cols() : 0;
+    const std::uint32_t rows = is_pty ? req.pty().size().rows() : 0;
+
+    // cwd (§3.1, §3.2): checked here so that a bad one is an RPC error before any start event.
+    auto resolved = expand_and_resolve(cfg.has_cwd() ? cfg.cwd() : "", user, state_.default_workdir);
+    if (!resolved.ok()) return fail(status, rpc::error(Code::invalid_argument, resolved.error));
+    std::string cwd = resolved.path.empty() ? user.home : resolved.path;
+    if (cwd.empty()) cwd = "/";
+    std::string prefix = is_pty ? "error starting pty with command '" + cmdline + "' in dir '" + cwd + "' with '" +
+                                      std::to_string(cols) + "' cols and '" + std::to_string(rows) + "' rows"
+                                : "error starting process '" + cmdline + "'";
+    struct stat st {};
+    if (::stat(cwd.c_str(), &st) != 0) {
+      if (errno == ENOENT) return fail(status, rpc::error(Code::invalid_argument, "cwd '" + cwd + "' does not exist"));
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": " + go_errno(errno)));
+    }
+    if (!S_ISDIR(st.st_mode))
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
+
+    SpawnRequest sr;
+    sr.cmd = cfg.cmd();
+    sr.args.assign(cfg.args().begin(), cfg.args().end());
+    sr.env = build_env(user, cfg);
+    sr.cwd = cwd;
+    sr.uid = user.uid;
+    sr.gid = user.gid;
+    sr.groups.assign(user.groups.begin(), user.groups.end());
+    if (sr.groups.empty()) sr.groups.push_back(user.gid);
+    sr.stdin_mode = (!req.has_stdin() || req.stdin()) ? StdinMode::pipe : StdinMode::null;
+    const bool system_tag = req.has_tag() && req.tag() == "_system";
+    sr.cgroup_fd = cgroups_.fd(system_tag ? CgroupKind::system : is_pty ? CgroupKind::ptys : CgroupKind::user);
+
+    pty::Pair pair;
+    if (is_pty) {
+      pair = pty::open_pair(static_cast<std::uint16_t>(std::min<std::uint32_t>(cols, 0xFFFF)),
+                            static_cast<std::uint16_t>(std::min<std::uint32_t>(rows, 0xFFFF)));
+      if (!pair.ok()) return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + pair.error));
+      sr.pty_slave = pair.slave;
+    }
+    SpawnedChild child = spawn_child(sr);
+    if (pair.slave >= 0) ::close(pair.slave);
+    if (!child.ok()) {
+      if (pair.master >= 0) ::close(pair.master);
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + child.error));
+    }
+
+    Process::Options opts;
+    opts.config = cfg;
+    if (req.has_tag()) opts.tag = req.tag();
+    opts.pty = is_pty;
+    // Connect-Timeout-Ms on Start bounds the process lifetime (§4.2); 0 or absent: no limit.
+    if (ctx.timeout && ctx.timeout->count() > 0 && ctx.deadline) opts.deadline = ctx.deadline;
+    opts.start_error_prefix = prefix;
+    opts.cwd = cwd;
+    return Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
+  }
+
+  static std::shared_ptr<Process> fail(rpc::Status& status, rpc::Status st) {
+    status = std::move(st);
+    return nullptr;
+  }
+
+  asio::awaitable<rpc::Status> start(rpc::CallContext& ctx, const pb::StartRequest& req,
+                                     rpc::Writer<pb::StartResponse>& out) {
+    rpc::Status status;
+    auto p = spawn(ctx, req, status);
+    if (!p) co_return status;
+    // Subscribed before the process's output is read: nothing it prints can be missed.
+    Subscription sub(p->fanout(), p->fanout().subscribe());
+    p->begin();
+    co_await p->wait_started();
+    if (p->start_error()) co_return rpc::error(Code::invalid_argument, *p->start_error());
+    if (log::enabled(log::Level::debug))
+      log::debug("process",
+                 "started pid " + std::to_string(p->pid()) + " as " + ctx.user.name + ": " + p->options().config.cmd());
+
+    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    pb::StartResponse msg;
+    msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
+    if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+    co_return co_await stream_events(*p, *sub, out, ka, true);
+  }
+
+  asio::awaitable<rpc::Status> connect(rpc::CallContext& ctx, const pb::ConnectRequest& req,
+                                       rpc::Writer<pb::ConnectResponse>& out) {
+    ProcessTable::Found found;
+    if (auto st = select(req.process(), found); !st.ok()) co_return st;
+    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    pb::ConnectResponse msg;
+    if (auto* r = std::get_if<ProcessTable::Retained>(&found)) {
+      // Ended within the retention time: start, then the retained end (§4.3).
+      ProcessTable::Retained retained = *r;
+      msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(retained.pid));
+      if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+      fill_end(msg, retained.end);
+      co_await out.send(msg);
+      co_return rpc::Status{};
+    }
+    auto p = std::get<std::shared_ptr<Process>>(found);
+    Subscription sub(p->fanout(), p->fanout().subscribe());
+    msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
+    if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+    co_return co_await stream_events(*p, *sub, out, ka, false);
+  }
+
+  asio::awaitable<rpc::Status> list(rpc::CallContext&, const pb::ListRequest&, pb::ListResponse& resp) {
+    for (const auto& p : table_.live()) {
+      auto* info = resp.add_processes();
+      *info->mutable_config() = p->options().config;
+      info->set_pid(static_cast<std::uint32_t>(p->pid()));
+      if (p->options().tag) info->set_tag(*p->options().tag);
+    }
+    co_return rpc::Status{};
+  }
+
+  asio::awaitable<rpc::Status> send_input(rpc::CallContext&, const pb::SendInputRequest& req, pb::SendInputResponse&) {
+    std::shared_ptr<Process> p;
+    if (auto st = select_live(req.process(), p); !st.ok()) co_return st;
+    co_return co_await write(*p, req.input());
+  }
+
+  asio::awaitable<rpc::Status> stream_input(rpc::CallContext&, rpc::Reader<pb::StreamInputRequest>& in,
+                                            pb::StreamInputResponse&) {
+    pb::StreamInputRequest msg;
+    std::shared_ptr<Process> p;
+    for (;;) {
+      msg.Clear();
+      auto r = co_await in.read(msg);
+      if (r == rpc::ReadResult::end) break;
+      if (r == rpc::ReadResult::error) {
+        if (in.status().code == Code::canceled) co_return in.status();
+        co_return rpc::error(Code::unknown, "error streaming input: " + in.status().message);
+      }
+      switch (msg.event_case()) {
+        case pb::StreamInputRequest::kStart: {
+          if (auto st = select_live(msg.start().process(), p); !st.ok()) co_return st;
+          break;
+        }
+        case pb::StreamInputRequest::kData: {
+          // envd dereferences nil here and panics (§4.6 [QUIRK]); we answer instead.
+          if (!p) co_return rpc::error(Code::invalid_argument, "data event before the start event");
+          if (auto st = co_await write(*p, msg.data().input()); !st.ok()) co_return st;
+          break;
+        }
+        default: break;  // keepalive
+      }
+    }
+    co_return rpc::Status{};
+  }
+
+  asio::awaitable<rpc::Status> close_stdin(rpc::CallContext&, const pb::CloseStdinRequest& req,
+                                           pb::CloseStdinResponse&) {
+    std::shared_ptr<Process> p;
+    if (auto st = select_live(req.process(), p); !st.ok()) co_return st;
+    co_return p->close_stdin();
+  }
+
+  asio::awaitable<rpc::Status> send_signal(rpc::CallContext&, const pb::SendSignalRequest& req,
+                                           pb::SendSignalResponse&) {
+    std::shared_ptr<Process> p;
+    if (auto st = select_live(req.process(), p); !st.ok()) co_return st;
+    int sig = static_cast<int>(req.signal());
+    switch (sig) {
+      case SIGHUP:
+      case SIGINT:
+      case SIGQUIT:
+      case SIGKILL:
+      case SIGUSR1:
+      case SIGUSR2:
+      case SIGTERM:
+      case SIGCONT:
+      case SIGSTOP: break;
+      default: {
+        std::string name = pb::Signal_IsValid(sig) ? pb::Signal_Name(req.signal()) : std::to_string(sig);
+        co_return rpc::error(Code::unimplemented, "invalid signal: " + name);
+      }
+    }
+    co_return p->send_signal(sig);
+  }
+
+  asio::awaitable<rpc::Status> update(rpc::CallContext&, const pb::UpdateRequest& req, pb::UpdateResponse&) {
+    std::shared_ptr<Process> p;
+    if (auto st = select_live(req.process(), p); !st.ok()) co_return st;
+    if (!req.has_pty()) co_return rpc::Status{};
+    co_return p->resize(req.pty().size().cols(), req.pty().size().rows());
+  }
+
+ private:
+  // PATH, HOME/USER/LOGNAME, global env (/init vars, then E2B_*), request envs: later wins (§3.1).
+  std::vector<std::string> build_env(const User& user, const pb::ProcessConfig& cfg) const {
+    std::vector<std::pair<std::string, std::string>> env;
+    std::map<std::string, std::size_t, std::less<>> index;
+    auto set = [&](const std::string& k, const std::string& v) {
+      if (auto it = index.find(k); it != index.end()) {
+        env[it->second].second = v;
+        return;
+      }
+      index.emplace(k, env.size());
+      env.emplace_back(k, v);
+    };
+    set("PATH", envd_path_);
+    set("HOME", user.home);
+    set("USER", user.name);
+    set("LOGNAME", user.name);
+    for (const auto& [k, v] : state_.global_env()) set(k, v);
+    for (const auto& [k, v] : cfg.envs()) set(k, v);
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (auto& [k, v] : env) out.push_back(k + "=" + v);
+    return out;
+  }
+
+  rpc::Status select(const pb::ProcessSelector& sel, ProcessTable::Found& out) {
+    switch (sel.selector_case()) {
+      case pb::ProcessSelector::kPid:
+        out = table_.by_pid(static_cast<pid_t>(sel.pid()));
+        if (std::holds_alternative<std::monostate>(out))
+          return rpc::error(Code::not_found, "process with pid " + std::to_string(sel.pid()) + " not found");
+        return {};
+      case pb::ProcessSelector::kTag:
+        out = table_.by_tag(sel.tag());
+        if (std::holds_alternative<std::monostate>(out))
+          return rpc::error(Code::not_found, "process with tag " + sel.tag() + " not found");
+        return {};
+      default: return rpc::error(Code::unimplemented, "invalid input type *process.ProcessSelector");
+    }
+  }
+
+  // Input, signals and resize need a process that is still running: a retained end is not_found.
+  rpc::Status select_live(const pb::ProcessSelector& sel, std::shared_ptr<Process>& out) {
+    ProcessTable::Found found;
+    if (auto st = select(sel, found); !st.ok()) return st;
+    if (auto* p = std::get_if<std::shared_ptr<Process>>(&found)) {
+      out = *p;
+      return {};
+    }
+    if (sel.selector_case() == pb::ProcessSelector::kTag)
+      return rpc::error(Code::not_found, "process with tag " + sel.tag() + " not found");
+    return rpc::error(Code::not_found, "process with pid " + std::to_string(sel.pid()) + " not found");
+  }
+
+  asio::awaitable<rpc::Status> write(Process& p, const pb::ProcessInput& input) {
+    switch (input.input_case()) {
+      case pb::ProcessInput::kStdin: co_return co_await p.write_input(input.stdin(), false);
+      case pb::ProcessInput::kPty: co_return co_await p.write_input(input.pty(), true);
+      default: co_return rpc::error(Code::unimplemented, "invalid input type <nil>");
+    }
+  }
+
+  template <class Resp>
+  static void fill_end(Resp& msg, const ExitInfo& end) {
+    auto* e = msg.mutable_event()->mutable_end();
+    e->set_exit_code(end.exit_code);
+    e->set_exited(end.exited);
+    e->set_status(end.status);
+    if (end.error) e->set_error(*end.error);
+  }
+
+  // Data (and keepalives) until the end event, which comes after every queued chunk.
+  template <class Resp>
+  asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
+                                             rpc::KeepaliveTimer& ka, bool is_start) {
+    using namespace asio::experimental::awaitable_operators;
+    Resp msg;
+    for (;;) {
+      if (sub.dropped()) {
+        co_return rpc::error(Code::aborted, "stream dropped: it did not take output for " +
+                                                std::to_string(cfg_.subscriber_stall.count()) +
+                                                " ms while other streams of the process were waiting");
+      }
+      if (ChunkRef c = sub.pop()) {
+        auto* data = msg.mutable_event()->mutable_data();
+        switch (c->stream) {
+          case OutputStream::stdout_stream: data->set_stdout(c->data(), c->size); break;
+          case OutputStream::stderr_stream: data->set_stderr(c->data(), c->size); break;
+          case OutputStream::pty_stream: data->set_pty(c->data(), c->size); break;
+        }
+        c = ChunkRef();
+        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+        ka.reset();
+        continue;
+      }
+      if (p.fanout().closed() && p.end()) {
+        fill_end(msg, *p.end());
+        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+        // The Start deadline killed it: the stream ends as the RPC deadline says (§4.2).
+        if (is_start && p.timed_out()) co_return rpc::error(Code::deadline_exceeded, "context deadline exceeded");
+        co_return rpc::Status{};
+      }
+      sub.ready.reset();
+      auto r = co_await (sub.ready.wait() || ka.wait());
+      if (r.index() == 1) {
+        msg.mutable_event()->mutable_keepalive();
+        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+      }
+    }
+  }
+
+  SandboxState& state_;
+  ServiceConfig cfg_;
+  CgroupManager cgroups_;
+  ProcessTable table_;
+  ProcessLimits limits_;
+  std::string envd_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+};
+
+}  // namespace
+
+void register_service(rpc::Registry& registry, SandboxState& state, const ServiceConfig& config) {
+  registry.add_service(pb::StartRequest::descriptor()->file()->FindServiceByName("Process"));
+  auto svc = std::make_shared<ProcessService>(state, config);
+  registry.server_stream<pb::StartRequest, pb::StartResponse>(
+      kService, "Start", [svc](auto& ctx, const auto& req, auto& out) { return svc->start(ctx, req, out); });
+  registry.server_stream<pb::ConnectRequest, pb::ConnectResponse>(
+      kService, "Connect", [svc](auto& ctx, const auto& req, auto& out) { return svc->connect(ctx, req, out); });
+  registry.unary<pb::ListRequest, pb::ListResponse>(
+      kService, "List", [svc](auto& ctx, const auto& req, auto& resp) { return svc->list(ctx, req, resp); });
+  registry.unary<pb::SendInputRequest, pb::SendInputResponse>(
+      kService, "SendInput", [svc](auto& ctx, const auto& req, auto& resp) { return svc->send_input(ctx, req, resp); });
+  registry.client_stream<pb::StreamInputRequest, pb::StreamInputResponse>(
+      kService, "StreamInput", [svc](auto& ctx, auto& in, auto& resp) { return svc->stream_input(ctx, in, resp); });
+  registry.unary<pb::CloseStdinRequest, pb::CloseStdinResponse>(
+      kService, "CloseStdin",
+      [svc](auto& ctx, const auto& req, auto& resp) { return svc->close_stdin(ctx, req, resp); });
+  registry.unary<pb::SendSignalRequest, pb::SendSignalResponse>(
+      kService, "SendSignal",
+      [svc](auto& ctx, const auto& req, auto& resp) { return svc->send_signal(ctx, req, resp); });
+  registry.unary<pb::UpdateRequest, pb::UpdateResponse>(
+      kService, "Update", [svc](auto& ctx, const auto& req, auto& resp) { return svc->update(ctx, req, resp); });
 }
 
 }  // namespace envd::process

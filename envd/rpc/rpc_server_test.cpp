@@ -7,6 +7,7 @@
 
 #include "envd/echo_service.h"
 #include "envd/rpc/envelope.h"
+#include "process.pb.h"
 #include "process/process_service.h"
 #include "tests/fake_exchange.h"
 
@@ -17,11 +18,14 @@ namespace {
 
 struct Fixture {
   rpc::Registry registry;
+  SandboxState state;
   rpc::RpcServer server{registry, rpc::RpcConfig{1024}};
   boost::asio::io_context io;
 
   Fixture() {
-    process::register_service(registry);
+    envd::process::ServiceConfig pcfg;
+    pcfg.cgroups = false;
+    envd::process::register_service(registry, state, pcfg);
     register_echo_service(registry);
   }
 
@@ -82,8 +86,19 @@ TEST_CASE("rpc: Connect unary JSON round trip and unimplemented methods") {
   CHECK(ok.status == 200);
   CHECK(ok.body == R"({"text":"hi","number":"3"})");
 
+  FakeExchange list(f.io, f.post("/process.Process/List", "application/json"), {"{}"});
+  f.run(list);
+  CHECK(list.status == 200);
+  CHECK(list.body == "{}");
+
+  // A registered service whose method has no handler yet answers unimplemented.
+  rpc::Registry bare;
+  bare.add_service(::process::StartRequest::descriptor()->file()->FindServiceByName("Process"));
+  rpc::RpcServer bare_server{bare, rpc::RpcConfig{1024}};
   FakeExchange un(f.io, f.post("/process.Process/List", "application/json"), {"{}"});
-  f.run(un);
+  boost::asio::co_spawn(f.io, bare_server.serve(un), boost::asio::detached);
+  f.io.run();
+  f.io.restart();
   CHECK(un.status == 501);
   CHECK(un.body == R"({"code":"unimplemented","message":"process.Process.List is not implemented"})");
 

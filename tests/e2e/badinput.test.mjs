@@ -307,7 +307,7 @@ describe("HTTP/1.1 framing", () => {
       h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/json" }, body: '{"text":"third"}' }),
       h1Bytes({ path: "/envdtest.Echo/Ticks", headers: { "content-type": "application/connect+json" }, body: envelope(0, '{"count":2,"intervalMs":50}') }),
       h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/json", "transfer-encoding": "chunked" }, body: '6\r\n{"text\r\nA\r\n":"fifth"}\r\n0\r\n\r\n' }),
-      h1Bytes({ path: "/process.Process/List", headers: { "content-type": "application/json" }, body: "{}" }),
+      h1Bytes({ path: "/envdtest.Echo/Unimplemented", headers: { "content-type": "application/json" }, body: "{}" }),
     ];
     c.sock.write(Buffer.concat(reqs)); // all at once
     await c.until((st) => parseH1Responses(st.data).responses.length >= 6, 10000, "6 responses");
@@ -487,7 +487,7 @@ describe("HTTP/2 streams and flow control", () => {
       const cases = [
         ["/envdtest.Echo/Echo", "text/plain", "{}", (r) => assert.equal(r.status, 415)],
         ["/nope.Nope/Nothing", "application/json", "{}", (r) => assert.equal(r.status, 404)],
-        ["/process.Process/List", "application/json", "{}", (r) => {
+        ["/envdtest.Echo/Unimplemented", "application/json", "{}", (r) => {
           assert.equal(r.status, 501);
           assert.equal(JSON.parse(r.body).code, "unimplemented");
         }],

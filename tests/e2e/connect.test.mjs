@@ -111,15 +111,15 @@ for (const v of VARIANTS) {
       assert.ok(Buffer.from(r.payload).equals(Buffer.from(payload)));
     });
 
-    it("process.Process and filesystem.Filesystem answer unimplemented", async () => {
-      const e1 = await connectErr(proc.list({}));
+    it("methods without a handler (envdtest.Echo/Unimplemented*, filesystem.Filesystem) answer unimplemented", async () => {
+      const e1 = await connectErr(echo.unimplemented({}));
       assert.equal(e1.code, Code.Unimplemented, e1.message);
       const e2 = await connectErr(fs.stat({ path: "/tmp" }));
       assert.equal(e2.code, Code.Unimplemented, e2.message);
       const e3 = await connectErr(fs.makeDir({ path: "/tmp/x" }));
       assert.equal(e3.code, Code.Unimplemented, e3.message);
       // Server-streaming methods: the error arrives at the end of the stream.
-      const s1 = await drain(proc.start({ process: { cmd: "/bin/true" } }));
+      const s1 = await drain(echo.unimplementedStream({}));
       assert.equal(s1.messages.length, 0);
       assert.equal(s1.error?.code, Code.Unimplemented, String(s1.error));
       const s2 = await drain(fs.watchDir({ path: "/tmp" }));

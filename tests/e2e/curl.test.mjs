@@ -118,8 +118,8 @@ for (const m of MODES) {
       assert.deepEqual(json(r3), { number: "-12345678901234" });
     });
 
-    it("process.Process/List and filesystem.Filesystem/Stat → 501 unimplemented", async () => {
-      for (const [path, body] of [["/process.Process/List", {}], ["/filesystem.Filesystem/Stat", { path: "/" }]]) {
+    it("envdtest.Echo/Unimplemented and filesystem.Filesystem/Stat → 501 unimplemented", async () => {
+      for (const [path, body] of [["/envdtest.Echo/Unimplemented", {}], ["/filesystem.Filesystem/Stat", { path: "/" }]]) {
         const r = await curl(path, [...m.flags, ...jsonPost(body)]);
         assert.equal(r.status, 501, `${path}: ${r.body}`);
         assert.match(r.headers["content-type"] ?? "", /^application\/json/);
@@ -130,8 +130,8 @@ for (const m of MODES) {
       }
     });
 
-    it("Connect streaming: process.Process/Start → HTTP 200 with an unimplemented end frame", async () => {
-      const r = await curl("/process.Process/Start", [...m.flags, ...early(["-X", "POST", "-H", "Content-Type: application/connect+json",
+    it("Connect streaming: envdtest.Echo/UnimplementedStream → HTTP 200 with an unimplemented end frame", async () => {
+      const r = await curl("/envdtest.Echo/UnimplementedStream", [...m.flags, ...early(["-X", "POST", "-H", "Content-Type: application/connect+json",
         "--data-binary", `@${tmpFile(envelope(0, JSON.stringify({ process: { cmd: "/bin/true" } })))}`])]);
       assert.equal(r.status, 200);
       assert.match(r.headers["content-type"] ?? "", /^application\/connect\+json/);
@@ -242,7 +242,7 @@ for (const m of MODES) {
       });
 
       it("gRPC-Web: unimplemented method → grpc-status 12", async () => {
-        const r = await curl("/process.Process/List", [...m.flags, ...early(["-X", "POST", "-H", "Content-Type: application/grpc-web+proto",
+        const r = await curl("/envdtest.Echo/Unimplemented", [...m.flags, ...early(["-X", "POST", "-H", "Content-Type: application/grpc-web+proto",
           "--data-binary", `@${tmpFile(envelope(0, Buffer.alloc(0)))}`])]);
         assert.equal(r.status, 200);
         // Either trailers-only (status in headers) or a trailer frame in the body.
@@ -274,7 +274,7 @@ describe("curl --http1.1 specifics", () => {
   });
 
   it("CORS preflight works on /health and on unknown RPCs too (answered before routing)", async () => {
-    for (const path of ["/health", "/process.Process/Start"]) {
+    for (const path of ["/health", "/envdtest.Echo/UnimplementedStream"]) {
       const r = await curl(path, ["--http1.1", "-X", "OPTIONS", "-H", "Origin: http://x.test", "-H", "Access-Control-Request-Method: GET"]);
       assert.equal(r.status, 204, path);
       assert.equal(r.headers["access-control-allow-origin"], "*", path);
@@ -282,7 +282,7 @@ describe("curl --http1.1 specifics", () => {
   });
 
   it("actual requests with Origin get allow-origin * and the exposed headers (success and error)", async () => {
-    for (const [path, body, status] of [["/envdtest.Echo/Echo", { text: "x" }, 200], ["/process.Process/List", {}, 501]]) {
+    for (const [path, body, status] of [["/envdtest.Echo/Echo", { text: "x" }, 200], ["/envdtest.Echo/Unimplemented", {}, 501]]) {
       const r = await curl(path, ["--http1.1", "-H", "Origin: https://app.example.com", ...jsonPost(body)]);
       assert.equal(r.status, status);
       assert.equal(r.headers["access-control-allow-origin"], "*", path);

@@ -215,14 +215,14 @@ describe("grpc-js over h2c", () => {
     assert.equal(r.text, "after cancel");
   });
 
-  it("process.Process and filesystem.Filesystem methods → UNIMPLEMENTED (12)", async () => {
-    const e1 = await grpcErr(unary(proc, "List", {}));
+  it("methods without a handler (envdtest.Echo/Unimplemented*, filesystem.Filesystem) → UNIMPLEMENTED (12)", async () => {
+    const e1 = await grpcErr(unary(echo, "Unimplemented", {}));
     assert.equal(e1.code, grpc.status.UNIMPLEMENTED, e1.details);
     const e2 = await grpcErr(unary(fs, "Stat", { path: "/" }));
     assert.equal(e2.code, grpc.status.UNIMPLEMENTED, e2.details);
     const e3 = await grpcErr(unary(fs, "Remove", { path: "/nonexistent" }));
     assert.equal(e3.code, grpc.status.UNIMPLEMENTED, e3.details);
-    const s1 = await readStream(proc.Start({ process: { cmd: "/bin/true" } }));
+    const s1 = await readStream(echo.UnimplementedStream({}));
     assert.equal(s1.messages.length, 0);
     assert.equal(s1.status.code, grpc.status.UNIMPLEMENTED, s1.status.details);
     const s2 = await readStream(fs.WatchDir({ path: "/" }));

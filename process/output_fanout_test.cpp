@@ -1,0 +1,95 @@
+#include "process/output_fanout.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstring>
+
+using namespace envd::process;
+namespace asio = boost::asio;
+
+namespace {
+ChunkRef make_chunk(std::size_t n, char fill) {
+  ChunkRef c = Chunk::acquire();
+  std::memset(c->data(), fill, n);
+  c->size = n;
+  return c;
+}
+
+asio::awaitable<void> publish_n(OutputFanout& f, int n, std::size_t size, int* published) {
+  for (int i = 0; i < n; ++i) {
+    co_await f.publish(make_chunk(size, static_cast<char>('a' + i % 26)));
+    ++*published;
+  }
+}
+}  // namespace
+
+TEST_CASE("fanout: no subscriber discards without blocking") {
+  asio::io_context io;
+  OutputFanout f(io.get_executor(), FanoutLimits{1024, std::chrono::milliseconds(50)});
+  int published = 0;
+  asio::co_spawn(io, publish_n(f, 100, 1000, &published), asio::detached);
+  io.run();
+  CHECK(published == 100);
+}
+
+TEST_CASE("fanout: a sole slow subscriber back-pressures and loses nothing") {
+  asio::io_context io;
+  OutputFanout f(io.get_executor(), FanoutLimits{4096, std::chrono::milliseconds(10)});
+  auto sub = f.subscribe();
+  int published = 0;
+  asio::co_spawn(io, publish_n(f, 50, 1000, &published), asio::detached);
+  io.run_for(std::chrono::milliseconds(50));
+  // Bounded: the publisher stopped once the queue went over the bound; never dropped.
+  CHECK(published < 10);
+  CHECK_FALSE(sub->dropped());
+  std::size_t received = 0;
+  while (published < 50 || sub->queued_bytes() > 0) {
+    if (auto c = sub->pop()) received += c->size;
+    io.poll();
+    io.restart();
+  }
+  CHECK(received == 50 * 1000);
+  CHECK_FALSE(sub->dropped());
+}
+
+TEST_CASE("fanout: a stalled subscriber is dropped when another waits; the other gets everything after") {
+  asio::io_context io;
+  OutputFanout f(io.get_executor(), FanoutLimits{4096, std::chrono::milliseconds(30)});
+  auto stalled = f.subscribe();
+  int published = 0;
+  asio::co_spawn(io, publish_n(f, 40, 1000, &published), asio::detached);
+  io.run_for(std::chrono::milliseconds(20));
+  int before = published;
+  auto fresh = f.subscribe();
+  std::size_t received = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (published < 40 && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    while (auto c = fresh->pop()) received += c->size;
+    io.run_for(std::chrono::milliseconds(1));
+  }
+  while (auto c = fresh->pop()) received += c->size;
+  CHECK(stalled->dropped());
+  CHECK_FALSE(fresh->dropped());
+  CHECK(published == 40);
+  CHECK(received >= static_cast<std::size_t>(40 - before - 1) * 1000);
+  CHECK(f.dropped_count() == 1);
+}
+
+TEST_CASE("fanout: close wakes subscribers; chunk buffers are reused") {
+  asio::io_context io;
+  OutputFanout f(io.get_executor(), FanoutLimits{});
+  auto sub = f.subscribe();
+  CHECK_FALSE(sub->ready.is_set());
+  f.close();
+  CHECK(sub->ready.is_set());
+  Chunk* first;
+  {
+    auto c = Chunk::acquire();
+    first = &*c;
+  }
+  auto again = Chunk::acquire();
+  CHECK(&*again == first);
+}

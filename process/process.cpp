@@ -1,0 +1,414 @@
+#include "process/process.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "envd/log.h"
+#include "pty/pty.h"
+
+namespace envd::process {
+
+namespace {
+using asio::posix::stream_descriptor;
+
+// Go-style error text: strerror with a lowercase first letter ("broken pipe").
+std::string go_errno(int err) {
+  std::string s = std::strerror(err);
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+  return s;
+}
+
+std::unique_ptr<stream_descriptor> adopt(const asio::any_io_executor& ex, int fd) {
+  if (fd < 0) return nullptr;
+  return std::make_unique<stream_descriptor>(ex, fd);
+}
+}  // namespace
+
+Process::Process(const asio::any_io_executor& ex, ProcessTable& table, Options opts, const ProcessLimits& limits)
+    : ex_(ex),
+      table_(table),
+      opts_(std::move(opts)),
+      limits_(limits),
+      stdin_space_(ex),
+      fanout_(ex, limits.fanout),
+      started_(ex),
+      drained_(ex),
+      deadline_timer_(ex) {}
+
+Process::~Process() = default;
+
+std::shared_ptr<Process> Process::launch(const asio::any_io_executor& ex, ProcessTable& table, SpawnedChild child,
+                                         int pty_master, Options opts, const ProcessLimits& limits) {
+  std::shared_ptr<Process> p(new Process(ex, table, std::move(opts), limits));
+  p->pid_ = child.pid;
+  p->pidfd_ = adopt(ex, child.pidfd);
+  p->status_fd_ = adopt(ex, child.status_fd);
+  auto add_reader = [&](int fd, OutputStream stream) {
+    if (fd < 0) return;
+    auto r = std::make_unique<OutputReader>();
+    r->fd = adopt(ex, fd);
+    r->stream = stream;
+    p->readers_.push_back(std::move(r));
+  };
+  if (pty_master >= 0) {
+    // Input goes through a duplicate of the master so that reads and writes wait independently.
+    int in = ::fcntl(pty_master, F_DUPFD_CLOEXEC, 3);
+    add_reader(pty_master, OutputStream::pty_stream);
+    p->input_ = adopt(ex, in);
+  } else {
+    add_reader(child.stdout_fd, OutputStream::stdout_stream);
+    add_reader(child.stderr_fd, OutputStream::stderr_stream);
+    p->input_ = adopt(ex, child.stdin_fd);
+  }
+  if (!p->input_) p->input_closed_ = true;
+  return p;
+}
+
+void Process::begin() {
+  // co_spawn dispatches: run() may start reading output right here, so callers subscribe first.
+  asio::co_spawn(ex_, run_process(shared_from_this()), asio::detached);
+}
+
+asio::awaitable<void> Process::run_process(std::shared_ptr<Process> self) { co_await self->run(); }
+
+asio::awaitable<void> Process::wait_started() {
+  if (!started_.is_set()) co_await started_.wait();
+}
+
+asio::awaitable<void> Process::run() {
+  // 1. Did the child reach exec? Its status pipe closes on exec; a record means set-up failed.
+  ChildFailure failure;
+  int st = -1;
+  while (status_fd_) {
+    st = read_child_status(status_fd_->native_handle(), failure);
+    if (st >= 0) break;
+    boost::system::error_code ec;
+    co_await status_fd_->async_wait(stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  status_fd_.reset();
+  if (st == 1) {
+    start_error_ = opts_.start_error_prefix + ": " + describe_child_failure(failure, opts_.cwd);
+    // The child exits right after reporting; reaping it cannot block for long.
+    ::kill(pid_, SIGKILL);
+    int ws = 0;
+    while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
+    }
+    readers_.clear();
+    input_.reset();
+    pidfd_.reset();
+    started_.set();
+    co_return;
+  }
+
+  // 2. Registered from now on: List, Connect, SendInput... see it.
+  table_.add(shared_from_this());
+  started_.set();
+  if (opts_.deadline) {
+    deadline_timer_.expires_at(*opts_.deadline);
+    asio::co_spawn(ex_, watch_deadline(shared_from_this()), asio::detached);
+  }
+  for (auto& r : readers_) asio::co_spawn(ex_, read_output(shared_from_this(), r.get()), asio::detached);
+  co_await watch_exit();
+}
+
+asio::awaitable<void> Process::watch_deadline(std::shared_ptr<Process> self) {
+  boost::system::error_code ec;
+  co_await self->deadline_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || self->reaped_) co_return;
+  // Contract §4.2: Connect-Timeout-Ms on Start is the process lifetime. envd kills the leader
+  // only; we kill the whole group so nothing it started survives (E2B#1031).
+  self->timed_out_ = true;
+  log::debug("process", "pid " + std::to_string(self->pid_) + " reached its Start timeout: killing its group");
+  self->kill_group(SIGKILL);
+}
+
+void Process::kill_group(int sig) {
+  if (::kill(-pid_, sig) != 0 && errno == ESRCH) ::kill(pid_, sig);
+}
+
+asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, OutputReader* r) {
+  for (;;) {
+    ChunkRef c = Chunk::acquire();
+    ssize_t n = ::read(r->fd->native_handle(), c->data(), Chunk::kCapacity);
+    if (n > 0) {
+      c->size = static_cast<std::size_t>(n);
+      c->stream = r->stream;
+      if (c->size < Chunk::kSmall) c = Chunk::copy_of(c->data(), c->size, r->stream);
+      if (r->drain_pending) r->drain_remaining -= std::min(r->drain_remaining, c->size);
+      r->in_publish = true;
+      co_await self->fanout_.publish(std::move(c));
+      r->in_publish = false;
+      self->check_drained(*r);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      c = ChunkRef();  // don't hold a buffer while idle
+      if (r->drain_pending) {
+        r->drain_remaining = 0;
+        self->check_drained(*r);
+      }
+      boost::system::error_code ec;
+      co_await r->fd->async_wait(stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec && ec != asio::error::operation_aborted) break;
+      if (!r->fd->is_open()) break;
+      continue;
+    }
+    break;  // EOF, or EIO on a PTY master whose slave side is gone
+  }
+  // Kept open until EOF even after the end event: a background child that still logs to the
+  // pipe never gets EPIPE/SIGPIPE ("end does not hang on background children").
+  r->eof = true;
+  self->check_drained(*r);
+  boost::system::error_code ignored;
+  r->fd->close(ignored);
+}
+
+void Process::check_drained(OutputReader& r) {
+  if (r.drain_pending && (r.eof || (r.drain_remaining == 0 && !r.in_publish))) {
+    r.drain_pending = false;
+    drained_.set();
+  }
+}
+
+asio::awaitable<void> Process::watch_exit() {
+  int ws = 0;
+  for (;;) {
+    boost::system::error_code ec;
+    co_await pidfd_->async_wait(stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    pid_t r = ::waitpid(pid_, &ws, WNOHANG);
+    if (r == pid_) break;
+    if (r < 0 && errno != EINTR) {
+      log::warn("process", "waitpid " + std::to_string(pid_) + ": " + std::strerror(errno));
+      ws = 0;
+      break;
+    }
+  }
+  reaped_ = true;
+  deadline_timer_.cancel();
+  pidfd_.reset();
+
+  // Bounded drain: deliver what is in the pipes now (the leader's last output), not whatever a
+  // background child may write later. Its size is what FIONREAD reports at reap time; a sole slow
+  // subscriber still back-pressures this (nothing is dropped for it).
+  for (auto& r : readers_) {
+    if (r->eof) continue;
+    int avail = 0;
+    if (::ioctl(r->fd->native_handle(), FIONREAD, &avail) != 0) avail = 0;
+    r->drain_pending = true;
+    r->drain_remaining = static_cast<std::size_t>(std::max(avail, 0));
+    check_drained(*r);
+  }
+  for (;;) {
+    bool pending = false;
+    for (auto& r : readers_) pending = pending || r->drain_pending;
+    if (!pending) break;
+    drained_.reset();
+    co_await drained_.wait();
+  }
+
+  end_ = describe_wait_status(ws);
+  close_input();
+  fanout_.close();
+  table_.finished(*this);
+}
+
+void Process::close_input() {
+  input_closed_ = true;
+  if (input_ && input_->is_open()) {
+    boost::system::error_code ignored;
+    input_->close(ignored);  // wakes a writer blocked on a full pipe (it then reports EPIPE)
+  }
+  if (!stdin_writer_running_) fail_pending_stdin(EPIPE);
+}
+
+void Process::fail_pending_stdin(int err) {
+  while (!stdin_queue_.empty()) {
+    auto w = stdin_queue_.front();
+    stdin_queue_.pop_front();
+    stdin_queued_bytes_ -= w->data.size();
+    if (!w->close) w->err = err;
+    w->done.set();
+  }
+  stdin_space_.set();
+}
+
+asio::awaitable<rpc::Status> Process::write_input(std::string data, bool pty) {
+  using rpc::Code;
+  if (pty && !opts_.pty)
+    co_return rpc::error(Code::internal,
+                         "error writing to tty: tty not assigned to process — input should be written to the stdin, "
+                         "not the tty");
+  if (!pty && opts_.pty)
+    co_return rpc::error(Code::internal,
+                         "error writing to stdin: tty assigned to process — input should be written to the pty, not "
+                         "the stdin");
+  const std::string prefix = pty ? "error writing to tty" : "error writing to stdin";
+  if (input_closed_) {
+    if (pty || end_) co_return rpc::error(Code::internal, prefix + ": " + "write: broken pipe");
+    co_return rpc::error(Code::internal, "error writing to stdin: stdin not enabled or closed");
+  }
+  if (data.empty()) co_return rpc::Status{};
+  // Bounded queue: wait for room (never buffer without limit for a child that does not read).
+  while (stdin_queued_bytes_ > 0 && stdin_queued_bytes_ + data.size() > limits_.stdin_queue_bytes && !input_closed_) {
+    stdin_space_.reset();
+    co_await stdin_space_.wait();
+  }
+  if (input_closed_) co_return rpc::error(Code::internal, prefix + ": write: broken pipe");
+  auto w = std::make_shared<StdinWrite>(ex_);
+  w->data = std::move(data);
+  stdin_queued_bytes_ += w->data.size();
+  stdin_queue_.push_back(w);
+  if (!stdin_writer_running_) asio::co_spawn(ex_, feed_stdin(shared_from_this()), asio::detached);
+  co_await w->done.wait();
+  if (w->err != 0) {
+    if (pty) co_return rpc::error(Code::internal, prefix + ": write /dev/ptmx: " + go_errno(w->err));
+    co_return rpc::error(Code::internal, "error writing to stdin: error writing to stdin of process '" +
+                                             std::to_string(pid_) + "': write |1: " + go_errno(w->err));
+  }
+  co_return rpc::Status{};
+}
+
+rpc::Status Process::close_stdin() {
+  if (opts_.pty)
+    return rpc::error(rpc::Code::unknown,
+                      "error closing stdin: cannot close stdin for PTY process — send Ctrl+D (0x04) instead");
+  if (input_closed_) return rpc::Status{};  // idempotent; also when stdin was never enabled
+  input_closed_ = true;
+  // Ordered after the writes already queued: they reach the child before it sees EOF.
+  auto w = std::make_shared<StdinWrite>(ex_);
+  w->close = true;
+  stdin_queue_.push_back(w);
+  if (!stdin_writer_running_) asio::co_spawn(ex_, feed_stdin(shared_from_this()), asio::detached);
+  return rpc::Status{};
+}
+
+asio::awaitable<void> Process::feed_stdin(std::shared_ptr<Process> self) {
+  self->stdin_writer_running_ = true;
+  while (!self->stdin_queue_.empty()) {
+    auto w = self->stdin_queue_.front();
+    auto& in = self->input_;
+    if (w->close) {
+      if (in && in->is_open()) {
+        boost::system::error_code ignored;
+        in->close(ignored);
+      }
+    } else {
+      while (w->offset < w->data.size()) {
+        if (!in || !in->is_open()) {
+          w->err = EPIPE;
+          break;
+        }
+        ssize_t n = ::write(in->native_handle(), w->data.data() + w->offset, w->data.size() - w->offset);
+        if (n > 0) {
+          w->offset += static_cast<std::size_t>(n);
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) {
+          // The child is not reading: wait for room without blocking the loop.
+          boost::system::error_code ec;
+          co_await in->async_wait(stream_descriptor::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+          continue;
+        }
+        w->err = n < 0 ? errno : EPIPE;
+        break;
+      }
+    }
+    if (!self->stdin_queue_.empty() && self->stdin_queue_.front() == w) {
+      self->stdin_queue_.pop_front();
+      self->stdin_queued_bytes_ -= w->data.size();
+    }
+    self->stdin_space_.set();
+    w->done.set();
+  }
+  self->stdin_writer_running_ = false;
+  if (self->end_) self->fail_pending_stdin(EPIPE);
+}
+
+rpc::Status Process::send_signal(int sig) {
+  // Contract §4.8 delivers to the leader only; we signal the whole process group ("kill means
+  // gone"): a PTY's session leader leads its own group too.
+  if (::kill(-pid_, sig) == 0) return rpc::Status{};
+  int e = errno;
+  if (e == ESRCH && ::kill(pid_, sig) == 0) return rpc::Status{};
+  if (e == ESRCH && reaped_) return rpc::Status{};  // already gone; the end event is on its way
+  return rpc::error(rpc::Code::internal, "error sending signal: " + go_errno(e));
+}
+
+rpc::Status Process::resize(std::uint32_t cols, std::uint32_t rows) {
+  if (!opts_.pty) return rpc::error(rpc::Code::internal, "error resizing tty: tty not assigned to process");
+  int fd = -1;
+  if (input_ && input_->is_open()) fd = input_->native_handle();
+  if (fd < 0 && !readers_.empty() && readers_[0]->fd && readers_[0]->fd->is_open())
+    fd = readers_[0]->fd->native_handle();
+  if (fd < 0) return rpc::error(rpc::Code::internal, "error resizing tty: tty closed");
+  if (int e = pty::resize(fd, static_cast<std::uint16_t>(std::min<std::uint32_t>(cols, 0xFFFF)),
+                          static_cast<std::uint16_t>(std::min<std::uint32_t>(rows, 0xFFFF)));
+      e != 0) {
+    return rpc::error(rpc::Code::internal, "error resizing tty: " + go_errno(e));
+  }
+  return rpc::Status{};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void ProcessTable::add(const std::shared_ptr<Process>& p) {
+  prune();
+  live_[p->pid()] = p;
+  // A reused pid or tag clears the old retained end (contract §4.3).
+  retained_.erase(p->pid());
+  if (const auto& tag = p->options().tag) {
+    std::erase_if(retained_, [&](const auto& kv) { return kv.second.tag == tag; });
+  }
+}
+
+void ProcessTable::finished(Process& p) {
+  auto it = live_.find(p.pid());
+  if (it != live_.end() && it->second.get() == &p) live_.erase(it);
+  if (retention_.count() > 0 && p.end()) {
+    retained_[p.pid()] = Retained{p.pid(), p.options().tag, *p.end(), std::chrono::steady_clock::now() + retention_};
+  }
+}
+
+void ProcessTable::prune() {
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(retained_, [&](const auto& kv) { return kv.second.expires <= now; });
+}
+
+ProcessTable::Found ProcessTable::by_pid(pid_t pid) {
+  prune();
+  if (auto it = live_.find(pid); it != live_.end()) return it->second;
+  if (auto it = retained_.find(pid); it != retained_.end()) return it->second;
+  return std::monostate{};
+}
+
+ProcessTable::Found ProcessTable::by_tag(const std::string& tag) {
+  prune();
+  for (auto& [pid, p] : live_) {
+    if (p->options().tag == tag) return p;
+  }
+  for (auto& [pid, r] : retained_) {
+    if (r.tag == tag) return r;
+  }
+  return std::monostate{};
+}
+
+std::vector<std::shared_ptr<Process>> ProcessTable::live() const {
+  std::vector<std::shared_ptr<Process>> out;
+  for (const auto& [pid, p] : live_) {
+    if (!p->leader_reaped()) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace envd::process
