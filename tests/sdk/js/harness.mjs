@@ -143,3 +143,56 @@ export async function rejection(fn) {
   }
   throw new Error('expected the call to fail, it succeeded');
 }
+
+/**
+ * Polls `fn` until it returns a truthy value (returned), or fails after `timeoutMs`. `what` (a
+ * string, or a function evaluated at the failure) describes the condition in the error.
+ */
+export async function waitFor(fn, { timeoutMs = 10_000, intervalMs = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * process.Process/Start over plain Connect JSON (fetch), for what the SDK cannot ask for (a tag).
+ * Returns the pid from the start event and drops the stream: the process outlives its client.
+ * No Connect-Timeout-Ms, so no lifetime limit: the caller kills the process.
+ */
+export async function startRaw(baseUrl, { cmd, args = [], envs, cwd, tag, stdin = false }) {
+  const body = Buffer.from(JSON.stringify({ process: { cmd, args, envs, cwd }, tag, stdin }));
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  body.copy(frame, 5);
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 10_000);
+  try {
+    const res = await fetch(`${baseUrl}/process.Process/Start`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/connect+json', 'connect-protocol-version': '1' },
+      body: frame,
+      signal: ac.signal,
+    });
+    if (res.status !== 200) throw new Error(`Start: HTTP ${res.status} ${await res.text()}`);
+    let buf = Buffer.alloc(0);
+    for await (const chunk of res.body) {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const msg = JSON.parse(buf.subarray(5, 5 + buf.readUInt32BE(1)).toString('utf8'));
+        const pid = msg.event?.start?.pid;
+        if (buf[0] !== 0 || !pid) throw new Error(`Start: expected a start event first, got ${JSON.stringify(msg)}`);
+        return pid;
+      }
+    }
+    throw new Error('Start: stream ended before the start event');
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+}

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import select
+import struct
 import subprocess
 import threading
 import time
@@ -169,3 +170,45 @@ class FakeApi:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(STOP_TIMEOUT_S)
+
+
+def wait_for(fn, timeout_s: float = 10.0, interval_s: float = 0.02, what: str = "condition"):
+    """Polls `fn` until it returns a truthy value (returned), or fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def start_raw(base_url: str, cmd: str, args: list[str], tag: str | None = None) -> int:
+    """process.Process/Start over plain Connect JSON, for what the SDK cannot ask for (a tag).
+
+    Returns the pid from the start event and drops the stream (the process outlives its
+    client). No Connect-Timeout-Ms, so no lifetime limit: the caller kills the process."""
+    import httpx
+
+    msg: dict = {"process": {"cmd": cmd, "args": args}}
+    if tag is not None:
+        msg["tag"] = tag
+    body = json.dumps(msg).encode()
+    frame = b"\x00" + struct.pack(">I", len(body)) + body
+    headers = {"content-type": "application/connect+json", "connect-protocol-version": "1"}
+    with httpx.Client(timeout=10) as c:
+        with c.stream("POST", f"{base_url}/process.Process/Start", content=frame, headers=headers) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"Start: HTTP {r.status_code} {r.read()!r}")
+            buf = b""
+            for chunk in r.iter_raw():
+                buf += chunk
+                if len(buf) >= 5 and len(buf) >= 5 + struct.unpack(">I", buf[1:5])[0]:
+                    n = struct.unpack(">I", buf[1:5])[0]
+                    ev = json.loads(buf[5 : 5 + n])
+                    pid = ev.get("event", {}).get("start", {}).get("pid")
+                    if buf[0] != 0 or not pid:
+                        raise RuntimeError(f"Start: expected a start event first, got {ev}")
+                    return int(pid)
+    raise RuntimeError("Start: stream ended before the start event")
