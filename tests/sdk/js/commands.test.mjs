@@ -15,25 +15,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { Sandbox, CommandExitError, InvalidArgumentError, NotFoundError, TimeoutError, SandboxError } from 'e2b';
-import { startEnvd, lockDebugPort, DEBUG_PORT, rejection, waitFor, startRaw } from './harness.mjs';
+import { useDebugSandbox, rejection, waitFor, startRaw } from './harness.mjs';
 
 const T = { timeout: 60_000 };
-let lock;
 let envd;
 let sbx;
-
-before(async () => {
-  lock = await lockDebugPort();
-  envd = await startEnvd({ port: DEBUG_PORT });
-  process.env.E2B_DEBUG = 'true';
-  sbx = await Sandbox.create();
-});
-
-after(async () => {
-  const running = envd?.running;
-  await envd?.stop();
-  await lock?.release();
-  assert.ok(running !== false, `envd died during the tests:\n${envd?.stderr()}`);
+useDebugSandbox((e, s) => {
+  envd = e;
+  sbx = s;
 });
 
 const userUid = () => execFileSync('id', ['-u', 'user'], { encoding: 'utf8' }).trim();

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { before, after } from 'node:test';
 export { startFakeApi } from '../fake_api.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -195,4 +196,27 @@ export async function startRaw(baseUrl, { cmd, args = [], envs, cwd, tag, stdin 
     clearTimeout(timer);
     ac.abort();
   }
+}
+
+/**
+ * Registers node:test before/after hooks for a file of debug-mode SDK tests: takes the :49983
+ * lock, starts envd there, creates a Sandbox (E2B_DEBUG=true) and hands both to `ready`; after
+ * the file, stops envd, releases the lock and fails if envd died meanwhile.
+ */
+export function useDebugSandbox(ready) {
+  let lock;
+  let envd;
+  before(async () => {
+    lock = await lockDebugPort();
+    envd = await startEnvd({ port: DEBUG_PORT });
+    process.env.E2B_DEBUG = 'true';
+    const { Sandbox } = await import('e2b');
+    ready(envd, await Sandbox.create());
+  });
+  after(async () => {
+    const running = envd?.running;
+    await envd?.stop();
+    await lock?.release();
+    if (running === false) throw new Error(`envd died during the tests:\n${envd?.stderr()}`);
+  });
 }

@@ -7,25 +7,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sandbox, CommandExitError, NotFoundError, TimeoutError, SandboxError } from 'e2b';
-import { startEnvd, lockDebugPort, DEBUG_PORT, rejection, waitFor } from './harness.mjs';
+import { useDebugSandbox, rejection, waitFor } from './harness.mjs';
 
 const T = { timeout: 60_000 };
-let lock;
 let envd;
 let sbx;
-
-before(async () => {
-  lock = await lockDebugPort();
-  envd = await startEnvd({ port: DEBUG_PORT });
-  process.env.E2B_DEBUG = 'true';
-  sbx = await Sandbox.create();
-});
-
-after(async () => {
-  const running = envd?.running;
-  await envd?.stop();
-  await lock?.release();
-  assert.ok(running !== false, `envd died during the tests:\n${envd?.stderr()}`);
+useDebugSandbox((e, s) => {
+  envd = e;
+  sbx = s;
 });
 
 /** A terminal transcript fed by onData; `mark()` + `waitSince(mark, re)` look only at newer output. */

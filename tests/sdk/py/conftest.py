@@ -45,3 +45,12 @@ def normal(version):
         if api is not None:
             api.close()
         envd.stop()
+
+
+@pytest.fixture(scope="module")
+def sbx(debug_envd):
+    """A debug-mode Sandbox on the module's envd; fails the module if envd died meanwhile."""
+    from e2b import Sandbox
+
+    yield Sandbox.create()
+    assert debug_envd.running, f"envd died during the tests:\n{debug_envd.log()}"

@@ -33,12 +33,6 @@ from envd_harness import start_raw, wait_for
 UNKNOWN_PID = 99_999_999
 
 
-@pytest.fixture(scope="module")
-def sbx(debug_envd):
-    yield Sandbox.create()
-    assert debug_envd.running, f"envd died during the tests:\n{debug_envd.log()}"
-
-
 def user_uid() -> str:
     return subprocess.run(["id", "-u", "user"], check=True, capture_output=True, text=True).stdout.strip()
 

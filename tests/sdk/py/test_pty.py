@@ -26,12 +26,6 @@ from e2b import (
 UNKNOWN_PID = 99_999_999
 
 
-@pytest.fixture(scope="module")
-def sbx(debug_envd):
-    yield Sandbox.create()
-    assert debug_envd.running, f"envd died during the tests:\n{debug_envd.log()}"
-
-
 class Terminal:
     """Drives a sync PTY handle from a thread (`handle.wait(on_pty=...)`) into a transcript."""
 
