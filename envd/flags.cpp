@@ -48,6 +48,7 @@ std::string usage() {
          "                          (default: the user's home)\n"
          "  --metrics-interval-ms N sample CPU, memory and disk every N ms for /metrics (default 2000)\n"
          "  --shutdown-timeout-ms N on SIGTERM/SIGINT, wait at most N ms for open requests (default 5000)\n"
+         "  --trim-interval-ms N    return freed heap memory to the OS every N ms (default 10000)\n"
          "  --owns-clock            let /init set the system clock from its timestamp (ignored with -isnotfc)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
          // --- process service (issue 4) ---
@@ -114,6 +115,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
        }},
       {"metrics-interval-ms", millis(out.metrics_interval, 10, 3600ull * 1000)},
       {"shutdown-timeout-ms", millis(out.shutdown_timeout, 0, 3600ull * 1000)},
+      {"trim-interval-ms", millis(out.trim_interval, 10, 3600ull * 1000)},
       {"max-header-bytes",
        [&](const std::string& v) {
          return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;

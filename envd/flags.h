@@ -30,7 +30,8 @@ struct Flags {
   std::string default_workdir;        // until /init defaultWorkdir; empty: the user's home
   std::chrono::milliseconds metrics_interval{2000};
   std::chrono::milliseconds shutdown_timeout{5000};
-  bool owns_clock = false;  // /init may set the system clock (never with -isnotfc)
+  std::chrono::milliseconds trim_interval{10000};  // hand freed heap back to the OS this often
+  bool owns_clock = false;                         // /init may set the system clock (never with -isnotfc)
 
   // --- process service (issue 4) ---
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long

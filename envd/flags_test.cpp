@@ -56,6 +56,15 @@ TEST_CASE("flags: control and operations flags") {
   }
 }
 
+TEST_CASE("flags: heap trim interval") {
+  Flags f;
+  CHECK(f.trim_interval == std::chrono::milliseconds(10000));
+  CHECK_FALSE(parse_flags({"--trim-interval-ms", "250"}, f).has_value());
+  CHECK(f.trim_interval == std::chrono::milliseconds(250));
+  CHECK(parse_flags({"--trim-interval-ms", "0"}, f).has_value());
+  CHECK(usage().find("--trim-interval-ms") != std::string::npos);
+}
+
 TEST_CASE("flags: process service (retention, subscriber stall)") {
   Flags f;
   CHECK(f.process_retention == std::chrono::milliseconds(30000));
