@@ -29,6 +29,8 @@ using asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kMaxPipelineBuffer = 64 * 1024;
+constexpr std::chrono::milliseconds kLingerTime{1000};
+constexpr std::size_t kLingerBytes = 256 * 1024;
 
 bool token_list_contains(std::string_view list, std::string_view token) {
   std::string lower = to_lower(list);
@@ -380,8 +382,19 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     }
     if (!co_await ex.complete()) break;
   }
+  // Lingering close: send FIN first and read what the client still sends (bounded in bytes and
+  // time), so a client still writing its request sees our answer (a 400 or 431) instead of a reset
+  // caused by closing a socket with unread data.
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::size_t drained = 0;
+  std::array<char, 16 * 1024> sink;
+  stream.expires_after(kLingerTime);
+  while (drained < kLingerBytes) {
+    boost::system::error_code ec;
+    drained += co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+  }
   stream.socket().close(ignored);
 }
 

@@ -268,3 +268,23 @@ test("long: 1 GiB client-streaming upload over h2c", { skip: !LONG, timeout: 600
   console.log(`upload 1 GiB in ${secs.toFixed(2)} s = ${((1 << 30) / secs / 1e9).toFixed(3)} GB/s, envd RSS peak growth ${peak - before} KiB`);
   assertGrowth(peak - before, 24 * 1024, "during a 1 GiB upload");
 });
+
+test("HTTP/1.1: a client still sending oversize headers receives the 431", async () => {
+  for (let round = 0; round < 5; round++) {
+    const sock = net.connect(envd.port, HOST);
+    await new Promise((r) => sock.once("connect", r));
+    let received = "";
+    sock.setEncoding("latin1");
+    sock.on("data", (c) => { received += c; });
+    const closed = new Promise((r) => sock.on("close", r));
+    sock.on("error", () => {});
+    sock.write("GET /health HTTP/1.1\r\nHost: x\r\n");
+    // Keep writing header lines well past the 1 MiB limit, without waiting for an answer.
+    const line = `X-Filler: ${"a".repeat(64 * 1024)}\r\n`;
+    for (let i = 0; i < 24 && !sock.destroyed; i++) {
+      if (!sock.write(line)) await Promise.race([new Promise((r) => sock.once("drain", r)), closed]);
+    }
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 431 /, `round ${round}: got ${JSON.stringify(received.slice(0, 80))}`);
+  }
+});
