@@ -48,18 +48,23 @@ def health(port):
     return r.status
 
 
+def wait_healthy(port):
+    """Polls /health until it answers 204 (connection refused until envd listens)."""
+    while True:
+        try:
+            if health(port) == 204:
+                return
+        except OSError:
+            pass
+
+
 def cold_start_ms(runs=20):
     best, total = 1e9, 0.0
     for _ in range(runs):
         port = free_port()
         t0 = time.perf_counter()
         p = start(port)
-        while True:
-            try:
-                if health(port) == 204:
-                    break
-            except OSError:
-                pass
+        wait_healthy(port)
         dt = (time.perf_counter() - t0) * 1000
         best, total = min(best, dt), total + dt
         p.terminate()
@@ -73,7 +78,7 @@ def envelope(payload, flags=0):
 
 def stream_throughput(port, payload_size, count):
     """Server-streaming Ticks over Connect binary proto (HTTP/1.1); bytes of payload per second."""
-    # TicksRequest{count=1, payload_size=3} in binary protobuf
+    # TicksRequest{count=1 (field 1), payload_size=3 (field 3)}: varint fields in binary protobuf
     def varint(n):
         out = b""
         while True:
@@ -116,12 +121,7 @@ def main():
 
     port = free_port()
     p = start(port, "--test-services")
-    while True:
-        try:
-            if health(port) == 204:
-                break
-        except OSError:
-            pass
+    wait_healthy(port)
     time.sleep(0.5)
     print(f"idle RSS after start: {rss_kib(p.pid)} KiB (target <= 2048 KiB)")
     print(f"unary Connect JSON Echo, one HTTP/1.1 keep-alive connection: {unary_rps(port):.0f} req/s")
