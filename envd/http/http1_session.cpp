@@ -29,8 +29,11 @@ using asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kMaxPipelineBuffer = 64 * 1024;
-constexpr std::chrono::milliseconds kLingerTime{1000};
-constexpr std::size_t kLingerBytes = 256 * 1024;
+// Lingering close bounds. The byte bound must exceed what a client can still have in flight after
+// a header or body limit trips (kernel buffers on both sides of a loopback hold several MiB), or
+// the close with unread data resets the connection and the client loses our answer.
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr std::size_t kLingerBytes = 16 * 1024 * 1024;
 
 bool token_list_contains(std::string_view list, std::string_view token) {
   std::string lower = to_lower(list);
@@ -388,7 +391,8 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   std::size_t drained = 0;
-  std::array<char, 16 * 1024> sink;
+  // Discarded bytes: one buffer for all connections (single event loop), not 64 KiB in every frame.
+  static std::array<char, 64 * 1024> sink;
   stream.expires_after(kLingerTime);
   while (drained < kLingerBytes) {
     boost::system::error_code ec;
