@@ -8,6 +8,7 @@ Only the standard library is used, so the numbers include no client framework ov
 beyond Python's own (which is reported where it matters).
 """
 import http.client
+import json
 import os
 import socket
 import struct
@@ -27,12 +28,16 @@ def free_port():
     return port
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
+
+
+def rss_line(pid):
+    return f"{rss_kib(pid)} KiB (anonymous {rss_kib(pid, 'RssAnon')}, file {rss_kib(pid, 'RssFile')})"
 
 
 def start(port, *extra):
@@ -104,6 +109,35 @@ def stream_throughput(port, payload_size, count):
     return n / dt
 
 
+def concurrent_streams(port, pid, n=1000):
+    """n concurrent Start streams (Connect JSON over HTTP/1.1, one connection each) of a process that
+    prints a line and sleeps; returns (streams that got their start and stdout, RSS growth in KiB).
+    The processes are killed by their own timeout afterwards (Connect-Timeout-Ms)."""
+    body = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "echo ready; exec sleep 30"]}}).encode()
+    req = (f"POST /process.Process/Start HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\n"
+           f"Connect-Timeout-Ms: 20000\r\nContent-Length: {len(body) + 5}\r\n\r\n").encode() + envelope(body)
+    before = rss_kib(pid)
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req)
+        socks.append(s)
+    ok = 0
+    for s in socks:
+        s.settimeout(30)
+        got = b""
+        while b"cmVhZHkK" not in got:  # base64 of "ready\\n" in the stdout event
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        ok += b"cmVhZHkK" in got
+    grown = rss_kib(pid) - before
+    for s in socks:
+        s.close()
+    return ok, grown
+
+
 def unary_rps(port, seconds=2.0):
     c = http.client.HTTPConnection("127.0.0.1", port)
     n, t0 = 0, time.perf_counter()
@@ -120,16 +154,24 @@ def main():
     print(f"exec to first /health 204: best {best:.2f} ms, mean {mean:.2f} ms (target <= 5 ms; includes Python's polling)")
 
     port = free_port()
-    p = start(port, "--test-services")
+    # A short trim interval so the idle measure needs no long sleep; the default is 10 s.
+    p = start(port, "--test-services", "--trim-interval-ms", "300")
     wait_healthy(port)
-    time.sleep(0.5)
-    print(f"idle RSS after start: {rss_kib(p.pid)} KiB (target <= 2048 KiB)")
+    print(f"RSS right after the first /health 204: {rss_line(p.pid)}")
+    time.sleep(1.0)
+    print(f"idle RSS after start (one trim tick later): {rss_line(p.pid)} (target <= 2048 KiB)")
     print(f"unary Connect JSON Echo, one HTTP/1.1 keep-alive connection: {unary_rps(port):.0f} req/s")
     for size in (64 * 1024, 1024 * 1024):
         count = max(16, (256 << 20) // size)
         bps = stream_throughput(port, size, count)
         print(f"server stream, {size // 1024} KiB messages, Connect binary over HTTP/1.1: {bps / 1e9:.2f} GB/s")
-    print(f"RSS after the runs: {rss_kib(p.pid)} KiB")
+    n = 1000
+    ok, grown = concurrent_streams(port, p.pid, n)
+    print(f"{n} concurrent Start streams (HTTP/1.1, a connection each): {ok} served, "
+          f"RSS growth {grown} KiB = {grown * 1024 / n / 1000:.1f} kB per stream (target <= 16 KiB)")
+    print(f"RSS after the runs: {rss_line(p.pid)}")
+    time.sleep(1.0)
+    print(f"idle RSS after the runs (one trim tick later): {rss_line(p.pid)}")
     p.terminate()
     p.wait()
 

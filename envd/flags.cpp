@@ -48,7 +48,8 @@ std::string usage() {
          "                          (default: the user's home)\n"
          "  --metrics-interval-ms N sample CPU, memory and disk every N ms for /metrics (default 2000)\n"
          "  --shutdown-timeout-ms N on SIGTERM/SIGINT, wait at most N ms for open requests (default 5000)\n"
-         "  --trim-interval-ms N    return freed heap memory to the OS every N ms (default 10000)\n"
+         "  --trim-interval-ms N    return freed heap memory and clean code pages to the OS every N ms\n"
+         "                          (default 10000)\n"
          "  --owns-clock            let /init set the system clock from its timestamp (ignored with -isnotfc)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
          // --- process service (issue 4) ---
