@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -317,8 +316,8 @@ class ProcessService {
   template <class Resp>
   asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
                                              rpc::KeepaliveTimer& ka, bool is_start) {
-    using namespace asio::experimental::awaitable_operators;
     Resp msg;
+    ka.start([&sub] { sub.ready.set(); });
     for (;;) {
       if (sub.dropped()) {
         co_return rpc::error(Code::aborted, "stream dropped: it did not take output for " +
@@ -344,12 +343,13 @@ class ProcessService {
         if (is_start && p.timed_out()) co_return rpc::error(Code::deadline_exceeded, "context deadline exceeded");
         co_return rpc::Status{};
       }
-      sub.ready.reset();
-      auto r = co_await (sub.ready.wait() || ka.wait());
-      if (r.index() == 1) {
+      if (ka.take_due()) {
         msg.mutable_event()->mutable_keepalive();
         if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
+        continue;
       }
+      sub.ready.reset();
+      co_await sub.ready.wait();
     }
   }
 

@@ -12,7 +12,7 @@ namespace envd::testing {
 class FakeExchange final : public http::Exchange {
  public:
   FakeExchange(boost::asio::io_context& io, http::RequestHead head, std::deque<std::string> body_pieces = {})
-      : io_(io), head_(std::move(head)), pieces_(std::move(body_pieces)), closed_ev_(io.get_executor()) {
+      : io_(io), head_(std::move(head)), pieces_(std::move(body_pieces)) {
     auto q = head_.target.find('?');
     head_.path = head_.target.substr(0, q);
     if (q != std::string::npos) head_.query = head_.target.substr(q + 1);
@@ -48,10 +48,9 @@ class FakeExchange final : public http::Exchange {
     co_return;
   }
   bool closed() const override { return closed_; }
-  boost::asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
   void close() {
     closed_ = true;
-    closed_ev_.set();
+    notify_closed();
   }
 
   std::optional<std::string_view> header(std::string_view name) const { return http::find_header(headers, name); }
@@ -66,7 +65,6 @@ class FakeExchange final : public http::Exchange {
   boost::asio::io_context& io_;
   http::RequestHead head_;
   std::deque<std::string> pieces_;
-  Event closed_ev_;
   bool closed_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,8 +62,12 @@ class Exchange {
 
   // True once the client went away (connection closed, stream reset).
   virtual bool closed() const = 0;
-  // Completes when the client goes away. Cancellable.
-  virtual asio::awaitable<void> wait_closed() = 0;
+  // Calls `fn` once when the client goes away (right away if it already has); an empty function
+  // unregisters. A callback, not a coroutine: a call waiting on this costs no coroutine frame.
+  void on_closed(std::function<void()> fn) {
+    on_closed_ = std::move(fn);
+    if (on_closed_ && closed()) notify_closed();
+  }
 
   // Set by the router for log lines about this request.
   const std::string& request_id() const { return request_id_; }
@@ -77,10 +82,21 @@ class Exchange {
   asio::awaitable<void> respond(int status, Headers headers, std::string body);
 
  protected:
+  // Sessions call this when the client goes away.
+  void notify_closed() {
+    if (auto fn = std::move(on_closed_)) {
+      on_closed_ = nullptr;
+      fn();
+    }
+  }
+
   bool head_sent_ = false;
   int response_status_ = 0;
   std::string request_id_;
   Headers extra_headers_;
+
+ private:
+  std::function<void()> on_closed_;
 };
 
 // Reads the whole request body, refusing more than `limit` bytes.

@@ -69,7 +69,6 @@ class Http1Exchange final : public Exchange {
         buf_(buf),
         parser_(parser),
         head_(std::move(head)),
-        closed_ev_(stream.get_executor()),
         watch_done_(stream.get_executor()),
         keep_alive_(keep_alive) {
     body_done_ = parser_.is_done();
@@ -176,7 +175,6 @@ class Http1Exchange final : public Exchange {
   }
 
   bool closed() const override { return closed_; }
-  asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
 
   // After the handler: make sure a response went out, stop the watcher, and tell whether the
   // connection can carry another request.
@@ -211,7 +209,7 @@ class Http1Exchange final : public Exchange {
  private:
   void mark_closed() {
     closed_ = true;
-    closed_ev_.set();
+    notify_closed();
   }
 
   asio::awaitable<bool> write_raw(std::string data) {
@@ -256,7 +254,7 @@ class Http1Exchange final : public Exchange {
     while (!closed_ && !stop_watching_ && buf_.size() < kMaxPipelineBuffer) {
       boost::system::error_code ec;
       std::size_t n = co_await stream_.socket().async_read_some(
-          buf_.prepare(4096),
+          buf_.prepare(512),  // mostly waits for EOF; small, as it stays allocated while a response streams
           asio::bind_cancellation_slot(watch_cancel_.slot(), asio::redirect_error(asio::use_awaitable, ec)));
       if (ec) {
         if (ec != asio::error::operation_aborted) mark_closed();
@@ -272,7 +270,6 @@ class Http1Exchange final : public Exchange {
   beast::flat_buffer& buf_;
   bhttp::request_parser<bhttp::buffer_body>& parser_;
   RequestHead head_;
-  Event closed_ev_;
   Event watch_done_;
   asio::cancellation_signal watch_cancel_;
   bool keep_alive_;
@@ -324,6 +321,7 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     auto b = buf.prepare(initial.size());
     asio::buffer_copy(b, asio::buffer(initial));
     buf.commit(initial.size());
+    std::string().swap(initial);  // a parameter lives in the frame for the connection's life
   }
   for (;;) {
     bhttp::request_parser<bhttp::buffer_body> parser;
@@ -352,14 +350,17 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
       UpgradedRequest up{std::move(head), {}, settings.value_or("")};
       bool ok = settings.has_value();
       // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.
+      // Straight into up.body: an array here would sit in this frame for the connection's life.
+      constexpr std::size_t kStep = 16 * 1024;
       while (ok && !parser.is_done()) {
-        std::array<char, 16 * 1024> tmp;
-        parser.get().body().data = tmp.data();
-        parser.get().body().size = tmp.size();
+        std::size_t old = up.body.size();
+        up.body.resize(old + kStep);
+        parser.get().body().data = up.body.data() + old;
+        parser.get().body().size = kStep;
         co_await bhttp::async_read_some(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) co_return;
-        up.body.append(tmp.data(), tmp.size() - parser.get().body().size);
+        up.body.resize(old + kStep - parser.get().body().size);
         if (up.body.size() > ctx.config.upgrade_body_limit) ok = false;
       }
       if (ok) {

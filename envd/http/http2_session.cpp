@@ -32,7 +32,7 @@ constexpr std::chrono::milliseconds kEofWaitForRequest{250};
 class H2Stream final : public Exchange, public std::enable_shared_from_this<H2Stream> {
  public:
   H2Stream(std::shared_ptr<Http2Session> session, std::int32_t id, const asio::any_io_executor& ex)
-      : session_(std::move(session)), id_(id), io_(ex), closed_ev_(ex) {}
+      : session_(std::move(session)), id_(id), io_(ex) {}
 
   const RequestHead& request() const override { return head_; }
   asio::any_io_executor executor() const override;
@@ -41,13 +41,12 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   asio::awaitable<bool> write_body(std::string data) override;
   asio::awaitable<void> finish(Headers trailers) override;
   bool closed() const override { return closed_; }
-  asio::awaitable<void> wait_closed() override { co_await closed_ev_.wait(); }
 
   void release_eof();
 
   void mark_closed() {
     closed_ = true;
-    closed_ev_.set();
+    notify_closed();
     io_.pulse();
   }
 
@@ -71,7 +70,6 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   bool finished_ = false;
   bool closed_ = false;
   Event io_;  // pulses on any change: body arrived, queue drained, stream closed
-  Event closed_ev_;
 };
 
 class Http2Session : public std::enable_shared_from_this<Http2Session> {
@@ -442,6 +440,7 @@ bool Http2Session::feed(const char* data, std::size_t n) {
 
 asio::awaitable<void> Http2Session::reader(std::string initial) {
   if (!initial.empty() && !feed(initial.data(), initial.size())) co_return;
+  std::string().swap(initial);  // a parameter lives in the frame for the connection's life
   std::vector<char> buf(64 * 1024);
   for (;;) {
     boost::system::error_code ec;

@@ -28,14 +28,17 @@ asio::awaitable<void> serve_connection(tcp::socket socket, ServerContext& ctx) {
   ConnectionCount count(ctx);
   boost::beast::tcp_stream stream(std::move(socket));
   std::string initial;
-  // Read until the bytes either diverge from the preface or complete it.
+  // Read until the bytes either diverge from the preface or complete it. The bytes go straight
+  // into `initial` (no array here: this frame lives as long as the connection).
   for (;;) {
-    char buf[4096];
     boost::system::error_code ec;
     stream.expires_after(ctx.config.idle_timeout);
-    std::size_t n = co_await stream.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    std::size_t old = initial.size();
+    initial.resize(old + 1024);
+    std::size_t n = co_await stream.async_read_some(asio::buffer(initial.data() + old, 1024),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+    initial.resize(old + n);
     if (ec) co_return;
-    initial.append(buf, n);
     std::size_t cmp = std::min(initial.size(), kPreface.size());
     if (initial.compare(0, cmp, kPreface.substr(0, cmp)) != 0) break;  // not HTTP/2
     if (initial.size() >= kPreface.size()) break;

@@ -19,18 +19,35 @@ std::chrono::seconds parse_keepalive_interval(std::optional<std::string_view> he
 }
 
 KeepaliveTimer::KeepaliveTimer(const boost::asio::any_io_executor& ex, std::chrono::steady_clock::duration interval)
-    : timer_(ex), interval_(interval), last_(std::chrono::steady_clock::now()) {}
+    : state_(std::make_shared<State>(ex, interval)) {}
 
-boost::asio::awaitable<void> KeepaliveTimer::wait() {
-  for (;;) {
-    auto due = last_ + interval_;
-    if (std::chrono::steady_clock::now() >= due) {
-      reset();
-      co_return;
-    }
-    timer_.expires_at(due);
-    co_await timer_.async_wait(boost::asio::use_awaitable);
-  }
+KeepaliveTimer::~KeepaliveTimer() {
+  state_->wake = nullptr;
+  state_->timer.cancel();
+}
+
+void KeepaliveTimer::start(std::function<void()> wake) {
+  state_->wake = std::move(wake);
+  arm(state_);
+}
+
+bool KeepaliveTimer::take_due() {
+  if (!state_->due) return false;
+  state_->due = false;
+  reset();
+  arm(state_);
+  return true;
+}
+
+void KeepaliveTimer::arm(const std::shared_ptr<State>& s) {
+  s->timer.expires_at(s->last + s->interval);
+  s->timer.async_wait([s](const boost::system::error_code& ec) {
+    if (ec || !s->wake) return;
+    // A reset() since arming moved the deadline: wait for the rest of it.
+    if (std::chrono::steady_clock::now() < s->last + s->interval) return arm(s);
+    s->due = true;
+    s->wake();
+  });
 }
 
 }  // namespace envd::rpc

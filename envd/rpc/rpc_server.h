@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -56,10 +57,14 @@ class RpcServer {
   std::size_t active_calls() const { return active_.size(); }
 
  private:
+  // Runs the authenticator (its error takes the request's protocol shape); fills `user`.
+  Status authenticate(http::Exchange& ex, const WireFormat& wire, User& user) const;
+
   Registry& registry_;
   RpcConfig config_;
   Authenticator authenticator_;
-  std::set<Event*> active_;  // one cancel signal per running call
+  struct CallCancel;
+  std::set<std::shared_ptr<CallCancel>> active_;  // calls whose handler is running
   std::optional<Status> shutdown_status_;
 };
 
