@@ -311,7 +311,12 @@ describe("Start: user, environment, cwd, stdin", () => {
     const bg = await startBackground(client(), { process: { cmd: "sleep", args: ["30"] }, stdin: true });
     const big = Buffer.alloc(1 << 20, 0x61);
     const send = clients.h1proto.sendInput({ process: pidSel(bg.pid), input: { input: { case: "stdin", value: big } } }).then(() => null, (e) => ConnectError.from(e));
-    await delay(200);
+    // Wait until envd has filled the child's stdin pipe (bytes queued in it, read through a second
+    // reader opened via /proc: FIONREAD), so the checks below run while envd's write is blocked.
+    const queued = () => Number(execFileSync("python3", ["-c",
+      "import fcntl,os,struct,sys,termios\nfd=os.open(sys.argv[1],os.O_RDONLY|os.O_NONBLOCK)\nprint(struct.unpack('i',fcntl.ioctl(fd,termios.FIONREAD,b'\\0'*4))[0])",
+      `/proc/${bg.pid}/fd/0`]).toString());
+    await waitFor(() => queued() >= 60000, { timeoutMs: 20000, what: "the stdin pipe to fill" });
     for (let i = 0; i < 10; i++) {
       const t0 = Date.now();
       const r = await h1Request(envd.port, { method: "GET", path: "/health" });
@@ -615,6 +620,9 @@ describe("PTY", () => {
     await until(/\/dev\/pts\/\d+/, "a controlling tty");
     await until(/\b42\b/, "the computed answer");
     await client().update({ process: pidSel(bg.pid), pty: { size: { cols: 100, rows: 30 } } });
+    // bash may hold a WINCH trap that arrives while readline starts up until its next line ends:
+    // an empty line makes it run pending traps (seen once on a loaded machine).
+    await send("\n");
     await until(/WINCH-30 100/, "SIGWINCH with the new size");
 
     const e1 = await errOf(client().closeStdin({ process: pidSel(bg.pid) }));
