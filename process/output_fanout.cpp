@@ -57,8 +57,7 @@ ChunkRef Chunk::copy_of(const char* data, std::size_t n, OutputStream stream) {
 
 ChunkRef Subscriber::pop() {
   if (queue_.empty()) return {};
-  ChunkRef c = std::move(queue_.front());
-  queue_.pop_front();
+  ChunkRef c = queue_.take_front();
   queued_bytes_ -= c->size;
   if (fanout_ && !fanout_->over(*this)) {
     full_since_.reset();

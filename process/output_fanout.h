@@ -13,11 +13,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "envd/fifo.h"
 #include "envd/http/event.h"
 
 namespace envd::process {
@@ -78,6 +78,8 @@ struct FanoutLimits {
 
 class OutputFanout;
 
+using ChunkQueue = Fifo<ChunkRef>;
+
 class Subscriber {
  public:
   explicit Subscriber(const asio::any_io_executor& ex) : ready(ex) {}
@@ -92,7 +94,7 @@ class Subscriber {
  private:
   friend class OutputFanout;
   OutputFanout* fanout_ = nullptr;
-  std::deque<ChunkRef> queue_;
+  ChunkQueue queue_;
   std::size_t queued_bytes_ = 0;
   bool dropped_ = false;
   std::optional<std::chrono::steady_clock::time_point> full_since_;

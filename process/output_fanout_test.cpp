@@ -93,3 +93,20 @@ TEST_CASE("fanout: close wakes subscribers; chunk buffers are reused") {
   auto again = Chunk::acquire();
   CHECK(&*again == first);
 }
+
+TEST_CASE("fanout: a subscriber's queue keeps order while it never empties") {
+  ChunkQueue q;
+  CHECK(q.empty());
+  std::size_t pushed = 0, popped = 0;
+  // Push two, pop one, many times: the front is compacted along the way.
+  for (int round = 0; round < 500; ++round) {
+    for (int k = 0; k < 2; ++k) q.push_back(make_chunk(++pushed, 'x'));
+    ChunkRef c = q.take_front();
+    CHECK(c->size == ++popped);
+  }
+  while (!q.empty()) CHECK(q.take_front()->size == ++popped);
+  CHECK(popped == pushed);
+  q.push_back(make_chunk(1, 'y'));
+  q.clear();
+  CHECK(q.empty());
+}

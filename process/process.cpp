@@ -41,7 +41,6 @@ Process::Process(const asio::any_io_executor& ex, ProcessTable& table, Options o
       stdin_space_(ex),
       fanout_(ex, limits.fanout),
       started_(ex),
-      drained_(ex),
       deadline_timer_(ex) {}
 
 Process::~Process() = default;
@@ -117,7 +116,8 @@ asio::awaitable<void> Process::run() {
     asio::co_spawn(ex_, watch_deadline(shared_from_this()), asio::detached);
   }
   for (auto& r : readers_) asio::co_spawn(ex_, read_output(shared_from_this(), r.get()), asio::detached);
-  co_await watch_exit();
+  // Reaping is a callback chain on the pidfd, not a coroutine: no frame for the process's life.
+  wait_exit(shared_from_this());
 }
 
 asio::awaitable<void> Process::watch_deadline(std::shared_ptr<Process> self) {
@@ -176,22 +176,22 @@ asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, Output
 void Process::check_drained(OutputReader& r) {
   if (r.drain_pending && (r.eof || (r.drain_remaining == 0 && !r.in_publish))) {
     r.drain_pending = false;
-    drained_.set();
+    maybe_end();
   }
 }
 
-asio::awaitable<void> Process::watch_exit() {
-  int ws = 0;
-  for (;;) {
-    boost::system::error_code ec;
-    co_await pidfd_->async_wait(stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-    pid_t r = ::waitpid(pid_, &ws, WNOHANG);
-    if (r == pid_) break;
-    if (r < 0 && errno != EINTR) {
-      log::warn("process", "waitpid " + std::to_string(pid_) + ": " + std::strerror(errno));
-      ws = 0;
-      break;
-    }
+void Process::wait_exit(std::shared_ptr<Process> self) {
+  Process& p = *self;
+  p.pidfd_->async_wait(stream_descriptor::wait_read,
+                       [self = std::move(self)](const boost::system::error_code&) { self->on_exit_ready(); });
+}
+
+void Process::on_exit_ready() {
+  pid_t r = ::waitpid(pid_, &wait_status_, WNOHANG);
+  if (r == 0 || (r < 0 && errno == EINTR)) return wait_exit(shared_from_this());
+  if (r < 0) {
+    log::warn("process", "waitpid " + std::to_string(pid_) + ": " + std::strerror(errno));
+    wait_status_ = 0;
   }
   reaped_ = true;
   deadline_timer_.cancel();
@@ -199,24 +199,24 @@ asio::awaitable<void> Process::watch_exit() {
 
   // Bounded drain: deliver what is in the pipes now (the leader's last output), not whatever a
   // background child may write later. Its size is what FIONREAD reports at reap time; a sole slow
-  // subscriber still back-pressures this (nothing is dropped for it).
-  for (auto& r : readers_) {
-    if (r->eof) continue;
+  // subscriber still back-pressures this (nothing is dropped for it). The end follows in
+  // maybe_end() once every reader has delivered its share.
+  for (auto& rd : readers_) {
+    if (rd->eof) continue;
     int avail = 0;
-    if (::ioctl(r->fd->native_handle(), FIONREAD, &avail) != 0) avail = 0;
-    r->drain_pending = true;
-    r->drain_remaining = static_cast<std::size_t>(std::max(avail, 0));
-    check_drained(*r);
+    if (::ioctl(rd->fd->native_handle(), FIONREAD, &avail) != 0) avail = 0;
+    rd->drain_pending = true;
+    rd->drain_remaining = static_cast<std::size_t>(std::max(avail, 0));
   }
-  for (;;) {
-    bool pending = false;
-    for (auto& r : readers_) pending = pending || r->drain_pending;
-    if (!pending) break;
-    drained_.reset();
-    co_await drained_.wait();
-  }
+  for (auto& rd : readers_) check_drained(*rd);
+  maybe_end();
+}
 
-  end_ = describe_wait_status(ws);
+void Process::maybe_end() {
+  if (!reaped_ || end_) return;
+  for (auto& rd : readers_)
+    if (rd->drain_pending) return;
+  end_ = describe_wait_status(wait_status_);
   close_input();
   fanout_.close();
   table_.finished(*this);

@@ -9,13 +9,13 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 
+#include "envd/fifo.h"
 #include "envd/http/event.h"
 #include "envd/rpc/status.h"
 #include "process.pb.h"
@@ -99,8 +99,11 @@ class Process : public std::enable_shared_from_this<Process> {
   static asio::awaitable<void> watch_deadline(std::shared_ptr<Process> self);
   static asio::awaitable<void> feed_stdin(std::shared_ptr<Process> self);
   asio::awaitable<void> run();
-  asio::awaitable<void> watch_exit();
+  static void wait_exit(std::shared_ptr<Process> self);
+  void on_exit_ready();
   void check_drained(OutputReader& r);
+  // Sends the end once the leader is reaped and every reader delivered its bounded drain.
+  void maybe_end();
   void kill_group(int sig);
   void fail_pending_stdin(int err);
   void close_input();
@@ -117,14 +120,13 @@ class Process : public std::enable_shared_from_this<Process> {
   // stdin pipe (non-PTY) or a dup of the PTY master; null when disabled or closed.
   std::unique_ptr<asio::posix::stream_descriptor> input_;
   bool input_closed_ = false;
-  std::deque<std::shared_ptr<StdinWrite>> stdin_queue_;
+  Fifo<std::shared_ptr<StdinWrite>> stdin_queue_;
   std::size_t stdin_queued_bytes_ = 0;
   bool stdin_writer_running_ = false;
   Event stdin_space_;
 
   OutputFanout fanout_;
   Event started_;
-  Event drained_;
   asio::steady_timer deadline_timer_;
   std::optional<std::string> start_error_;
   std::optional<ExitInfo> end_;

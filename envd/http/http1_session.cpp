@@ -3,8 +3,6 @@
 // trailers, and the h2c upgrade.
 #include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -238,7 +236,7 @@ class Http1Exchange final : public Exchange {
     watching_ = true;
     stop_watching_ = false;
     watch_done_.reset();
-    asio::co_spawn(stream_.get_executor(), watch(), asio::detached);
+    watch_next();
   }
 
   // The flag closes the gap where the cancellation is emitted after a read completed but before
@@ -250,18 +248,24 @@ class Http1Exchange final : public Exchange {
     co_await watch_done_.wait();
   }
 
-  asio::awaitable<void> watch() {
-    while (!closed_ && !stop_watching_ && buf_.size() < kMaxPipelineBuffer) {
-      boost::system::error_code ec;
-      std::size_t n = co_await stream_.socket().async_read_some(
-          buf_.prepare(512),  // mostly waits for EOF; small, as it stays allocated while a response streams
-          asio::bind_cancellation_slot(watch_cancel_.slot(), asio::redirect_error(asio::use_awaitable, ec)));
-      if (ec) {
-        if (ec != asio::error::operation_aborted) mark_closed();
-        break;
-      }
-      buf_.commit(n);
-    }
+  // One small read at a time, as a callback chain rather than a coroutine: no frame per open
+  // stream. The exchange outlives the chain (stop_watch() waits for watch_done_).
+  void watch_next() {
+    if (closed_ || stop_watching_ || buf_.size() >= kMaxPipelineBuffer) return watch_finished();
+    // Mostly waits for EOF; small, as it stays allocated while a response streams.
+    stream_.socket().async_read_some(
+        buf_.prepare(512),
+        asio::bind_cancellation_slot(watch_cancel_.slot(), [this](const boost::system::error_code& ec, std::size_t n) {
+          if (ec) {
+            if (ec != asio::error::operation_aborted) mark_closed();
+            return watch_finished();
+          }
+          buf_.commit(n);
+          watch_next();
+        }));
+  }
+
+  void watch_finished() {
     watching_ = false;
     watch_done_.set();
   }

@@ -10,10 +10,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <deque>
 #include <map>
 #include <memory>
 
+#include "envd/fifo.h"
 #include "envd/http/event.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
@@ -62,7 +62,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   bool handler_done_ = false;  // later request DATA is discarded
   bool eof_waits_for_request_ = false;
   // response body
-  std::deque<std::string> out_;
+  Fifo<std::string> out_;
   std::size_t out_off_ = 0;
   std::size_t out_bytes_ = 0;
   bool out_eof_ = false;
