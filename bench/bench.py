@@ -138,6 +138,60 @@ def concurrent_streams(port, pid, n=1000):
     return ok, grown
 
 
+def _h2_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+def _hpack_literal(name, value):
+    """HPACK literal header field without indexing, new name, no Huffman (names/values < 127 bytes)."""
+    return bytes([0, len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def concurrent_streams_h2(port, pid, n=1000, per_connection=100):
+    """As concurrent_streams, over h2c prior knowledge: `per_connection` streams share a connection."""
+    body = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "echo ready; exec sleep 30"]}}).encode()
+    headers = b"".join(_hpack_literal(k, v) for k, v in [
+        (":method", "POST"), (":scheme", "http"), (":path", "/process.Process/Start"), (":authority", "x"),
+        ("content-type", "application/connect+json"), ("connect-timeout-ms", "20000")])
+    before = rss_kib(pid)
+    conns = []
+    for first in range(0, n, per_connection):
+        s = socket.create_connection(("127.0.0.1", port))
+        out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0)
+        count = min(per_connection, n - first)
+        for i in range(count):
+            sid = 1 + 2 * i
+            out += _h2_frame(1, 0x4, sid, headers) + _h2_frame(0, 0x1, sid, envelope(body))
+        s.sendall(out)
+        conns.append((s, count))
+    ok = 0
+    for s, count in conns:
+        s.settimeout(30)
+        buf, ready = b"", set()
+        while len(ready) < count:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 9:
+                length = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + length:
+                    break
+                ftype, flags, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                payload, buf = buf[9:9 + length], buf[9 + length:]
+                if ftype == 4 and not flags & 1:
+                    s.sendall(_h2_frame(4, 1, 0))  # SETTINGS ack
+                elif ftype == 6 and not flags & 1:
+                    s.sendall(_h2_frame(6, 1, 0, payload))  # PING ack
+                elif ftype == 0 and b"cmVhZHkK" in payload:
+                    ready.add(sid)
+        ok += len(ready)
+    grown = rss_kib(pid) - before
+    for s, _ in conns:
+        s.close()
+    return ok, grown
+
+
 def unary_rps(port, seconds=2.0):
     c = http.client.HTTPConnection("127.0.0.1", port)
     n, t0 = 0, time.perf_counter()
@@ -165,15 +219,25 @@ def main():
         count = max(16, (256 << 20) // size)
         bps = stream_throughput(port, size, count)
         print(f"server stream, {size // 1024} KiB messages, Connect binary over HTTP/1.1: {bps / 1e9:.2f} GB/s")
-    n = 1000
-    ok, grown = concurrent_streams(port, p.pid, n)
-    print(f"{n} concurrent Start streams (HTTP/1.1, a connection each): {ok} served, "
-          f"RSS growth {grown} KiB = {grown * 1024 / n / 1000:.1f} kB per stream (target <= 16 KiB)")
     print(f"RSS after the runs: {rss_line(p.pid)}")
     time.sleep(1.0)
     print(f"idle RSS after the runs (one trim tick later): {rss_line(p.pid)}")
     p.terminate()
     p.wait()
+
+    # Memory per stream, each transport on a fresh daemon (freed heap of an earlier run would hide
+    # growth). The processes end by their own Connect-Timeout-Ms; the daemon is stopped first.
+    n = 1000
+    for name, measure in (("HTTP/1.1, a connection each", concurrent_streams),
+                          ("h2c, 100 per connection", concurrent_streams_h2)):
+        port = free_port()
+        p = start(port, "--no-cgroups")
+        wait_healthy(port)
+        ok, grown = measure(port, p.pid, n)
+        print(f"{n} concurrent Start streams ({name}): {ok} served, "
+              f"RSS growth {grown} KiB = {grown / n:.1f} KiB per stream (target <= 16 KiB)")
+        p.terminate()
+        p.wait()
 
 
 if __name__ == "__main__":

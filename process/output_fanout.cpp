@@ -109,16 +109,34 @@ void OutputFanout::close() {
   notify_publishers();
 }
 
-asio::awaitable<void> OutputFanout::publish(ChunkRef chunk) {
-  if (closed_ || subs_.empty() || !chunk || chunk->size == 0) co_return;
+bool OutputFanout::offer(ChunkRef chunk, asio::steady_timer& waiter, std::function<void()> resume) {
+  if (closed_ || subs_.empty() || !chunk || chunk->size == 0) return true;
   for (auto& s : subs_) {
     s->queue_.push_back(chunk);
     s->queued_bytes_ += chunk->size;
     s->ready.set();
   }
-  asio::steady_timer timer(ex_);
+  auto until = blocked();
+  if (!until) return true;
+  wait_for_room(waiter, *until, std::move(resume));
+  return false;
+}
+
+void OutputFanout::wait_for_room(asio::steady_timer& waiter, std::chrono::steady_clock::time_point until,
+                                 std::function<void()> resume) {
+  waiter.expires_at(until);
+  waiting_publishers_.push_back(&waiter);
+  // The publisher keeps itself (and so this fan-out and its timer) alive through `resume`.
+  waiter.async_wait([this, &waiter, resume = std::move(resume)](const boost::system::error_code&) mutable {
+    std::erase(waiting_publishers_, &waiter);
+    if (auto next = blocked()) return wait_for_room(waiter, *next, std::move(resume));
+    resume();
+  });
+}
+
+std::optional<std::chrono::steady_clock::time_point> OutputFanout::blocked() {
   for (;;) {
-    if (closed_) co_return;
+    if (closed_) return std::nullopt;
     auto now = std::chrono::steady_clock::now();
     bool any_over = false, any_waiting = false;
     for (auto& s : subs_) {
@@ -130,7 +148,7 @@ asio::awaitable<void> OutputFanout::publish(ChunkRef chunk) {
         any_waiting = true;
       }
     }
-    if (!any_over) co_return;
+    if (!any_over) return std::nullopt;
     // Every subscriber slow: pure back-pressure, nobody is dropped. Otherwise a subscriber that
     // has been full for the stall time is holding the others back: drop it.
     std::optional<std::chrono::steady_clock::time_point> next_drop;
@@ -149,15 +167,7 @@ asio::awaitable<void> OutputFanout::publish(ChunkRef chunk) {
         continue;
       }
     }
-    timer.expires_at(next_drop ? *next_drop : asio::steady_timer::time_point::max());
-    struct Registration {
-      std::vector<asio::steady_timer*>& list;
-      asio::steady_timer* t;
-      ~Registration() { std::erase(list, t); }
-    } reg{waiting_publishers_, &timer};
-    waiting_publishers_.push_back(&timer);
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    return next_drop ? *next_drop : asio::steady_timer::time_point::max();
   }
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -110,9 +111,12 @@ class OutputFanout {
   std::shared_ptr<Subscriber> subscribe();
   void unsubscribe(const std::shared_ptr<Subscriber>& s);
 
-  // Queues `chunk` for every subscriber, then suspends while back-pressure applies. Returns at
-  // once (discarding) when there is no subscriber or the fan-out is closed.
-  asio::awaitable<void> publish(ChunkRef chunk);
+  // Queues `chunk` for every subscriber. Returns true when the publisher may go on at once (also
+  // when there is no subscriber or the fan-out is closed: the chunk is discarded). Returns false
+  // while back-pressure applies: `resume` is then called, from a handler of its own, once the
+  // publisher may go on. `waiter` is the publisher's own timer for that wait. Callbacks rather
+  // than a coroutine: a pipe reader then costs no coroutine frame for the life of its process.
+  bool offer(ChunkRef chunk, asio::steady_timer& waiter, std::function<void()> resume);
 
   // No more output: wakes every subscriber (which then sends the end event after its queue).
   void close();
@@ -124,6 +128,11 @@ class OutputFanout {
   friend class Subscriber;
   void notify_publishers();
   void drop(Subscriber& s);
+  // nullopt when a publisher may go on; otherwise when to look again (unless notified earlier).
+  // Drops stalled subscribers on the way.
+  std::optional<std::chrono::steady_clock::time_point> blocked();
+  void wait_for_room(asio::steady_timer& waiter, std::chrono::steady_clock::time_point until,
+                     std::function<void()> resume);
   bool over(const Subscriber& s) const { return s.queued_bytes_ >= limits_.queue_bytes; }
 
   asio::any_io_executor ex_;

@@ -53,7 +53,7 @@ std::shared_ptr<Process> Process::launch(const asio::any_io_executor& ex, Proces
   p->status_fd_ = adopt(ex, child.status_fd);
   auto add_reader = [&](int fd, OutputStream stream) {
     if (fd < 0) return;
-    auto r = std::make_unique<OutputReader>();
+    auto r = std::make_unique<OutputReader>(ex);
     r->fd = adopt(ex, fd);
     r->stream = stream;
     p->readers_.push_back(std::move(r));
@@ -113,29 +113,30 @@ asio::awaitable<void> Process::run() {
   started_.set();
   if (opts_.deadline) {
     deadline_timer_.expires_at(*opts_.deadline);
-    asio::co_spawn(ex_, watch_deadline(shared_from_this()), asio::detached);
+    deadline_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && !self->reaped_) self->deadline_reached();
+    });
   }
-  for (auto& r : readers_) asio::co_spawn(ex_, read_output(shared_from_this(), r.get()), asio::detached);
+  for (auto& r : readers_) pump_output(shared_from_this(), r.get());
   // Reaping is a callback chain on the pidfd, not a coroutine: no frame for the process's life.
   wait_exit(shared_from_this());
 }
 
-asio::awaitable<void> Process::watch_deadline(std::shared_ptr<Process> self) {
-  boost::system::error_code ec;
-  co_await self->deadline_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  if (ec || self->reaped_) co_return;
+void Process::deadline_reached() {
   // Contract §4.2: Connect-Timeout-Ms on Start is the process lifetime. envd kills the leader
   // only; we kill the whole group so nothing it started survives (E2B#1031).
-  self->timed_out_ = true;
-  log::debug("process", "pid " + std::to_string(self->pid_) + " reached its Start timeout: killing its group");
-  self->kill_group(SIGKILL);
+  timed_out_ = true;
+  log::debug("process", "pid " + std::to_string(pid_) + " reached its Start timeout: killing its group");
+  kill_group(SIGKILL);
 }
 
 void Process::kill_group(int sig) {
   if (::kill(-pid_, sig) != 0 && errno == ESRCH) ::kill(pid_, sig);
 }
 
-asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, OutputReader* r) {
+// Reads one output pipe (or the PTY master) as a callback chain: on while there is data and the
+// fan-out takes it; otherwise wait for readability or for room. No coroutine frame per pipe.
+void Process::pump_output(const std::shared_ptr<Process>& self, OutputReader* r) {
   for (;;) {
     ChunkRef c = Chunk::acquire();
     ssize_t n = ::read(r->fd->native_handle(), c->data(), Chunk::kCapacity);
@@ -145,7 +146,12 @@ asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, Output
       if (c->size < Chunk::kSmall) c = Chunk::copy_of(c->data(), c->size, r->stream);
       if (r->drain_pending) r->drain_remaining -= std::min(r->drain_remaining, c->size);
       r->in_publish = true;
-      co_await self->fanout_.publish(std::move(c));
+      bool go_on = self->fanout_.offer(std::move(c), r->room, [self, r] {
+        r->in_publish = false;
+        self->check_drained(*r);
+        pump_output(self, r);
+      });
+      if (!go_on) return;
       r->in_publish = false;
       self->check_drained(*r);
       continue;
@@ -157,16 +163,20 @@ asio::awaitable<void> Process::read_output(std::shared_ptr<Process> self, Output
         r->drain_remaining = 0;
         self->check_drained(*r);
       }
-      boost::system::error_code ec;
-      co_await r->fd->async_wait(stream_descriptor::wait_read, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec && ec != asio::error::operation_aborted) break;
-      if (!r->fd->is_open()) break;
-      continue;
+      r->fd->async_wait(stream_descriptor::wait_read, [self, r](const boost::system::error_code& ec) {
+        if ((ec && ec != asio::error::operation_aborted) || !r->fd->is_open()) return finish_output(self, r);
+        pump_output(self, r);
+      });
+      return;
     }
     break;  // EOF, or EIO on a PTY master whose slave side is gone
   }
-  // Kept open until EOF even after the end event: a background child that still logs to the
-  // pipe never gets EPIPE/SIGPIPE ("end does not hang on background children").
+  finish_output(self, r);
+}
+
+// Kept open until EOF even after the end event: a background child that still logs to the pipe
+// never gets EPIPE/SIGPIPE ("end does not hang on background children").
+void Process::finish_output(const std::shared_ptr<Process>& self, OutputReader* r) {
   r->eof = true;
   self->check_drained(*r);
   boost::system::error_code ignored;

@@ -76,7 +76,9 @@ class Process : public std::enable_shared_from_this<Process> {
 
  private:
   struct OutputReader {
+    explicit OutputReader(const asio::any_io_executor& ex) : room(ex) {}
     std::unique_ptr<asio::posix::stream_descriptor> fd;
+    asio::steady_timer room;  // waits for room in the subscribers' queues (back-pressure)
     OutputStream stream = OutputStream::stdout_stream;
     bool eof = false;
     bool in_publish = false;
@@ -95,8 +97,9 @@ class Process : public std::enable_shared_from_this<Process> {
   Process(const asio::any_io_executor& ex, ProcessTable& table, Options opts, const ProcessLimits& limits);
   // Detached coroutines take a strong reference: the process lives while any of them runs.
   static asio::awaitable<void> run_process(std::shared_ptr<Process> self);
-  static asio::awaitable<void> read_output(std::shared_ptr<Process> self, OutputReader* r);
-  static asio::awaitable<void> watch_deadline(std::shared_ptr<Process> self);
+  static void pump_output(const std::shared_ptr<Process>& self, OutputReader* r);
+  static void finish_output(const std::shared_ptr<Process>& self, OutputReader* r);
+  void deadline_reached();
   static asio::awaitable<void> feed_stdin(std::shared_ptr<Process> self);
   asio::awaitable<void> run();
   static void wait_exit(std::shared_ptr<Process> self);
