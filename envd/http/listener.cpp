@@ -1,11 +1,11 @@
 // Accepts connections and sniffs the first bytes: the HTTP/2 client preface selects HTTP/2 with
 // prior knowledge; anything else is HTTP/1.1 (which may still upgrade to h2c).
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <memory>
+#include <string>
 
 #include "envd/http/server.h"
 #include "envd/log.h"
@@ -16,44 +16,67 @@ using asio::ip::tcp;
 
 namespace {
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+constexpr std::size_t kSniffRead = 1024;
 
-struct ConnectionCount {
-  explicit ConnectionCount(ServerContext& c) : ctx(c) { ++ctx.open_connections; }
-  ~ConnectionCount() { --ctx.open_connections; }
-  ServerContext& ctx;
-};
-}  // namespace
+// Reads a new connection's first bytes until they either diverge from the HTTP/2 preface or
+// complete it, then spawns the session for that protocol. Callbacks, not a coroutine that awaits
+// the session: nothing of the sniffing stays allocated for the connection's life.
+class Sniffer : public std::enable_shared_from_this<Sniffer> {
+ public:
+  Sniffer(tcp::socket socket, ServerContext& ctx)
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), ctx_(ctx) {}
 
-asio::awaitable<void> serve_connection(tcp::socket socket, ServerContext& ctx) {
-  ConnectionCount count(ctx);
-  boost::beast::tcp_stream stream(std::move(socket));
-  std::string initial;
-  // Read until the bytes either diverge from the preface or complete it. The bytes go straight
-  // into `initial` (no array here: this frame lives as long as the connection).
-  for (;;) {
-    boost::system::error_code ec;
-    stream.expires_after(ctx.config.idle_timeout);
-    std::size_t old = initial.size();
-    initial.resize(old + 1024);
-    std::size_t n = co_await stream.async_read_some(asio::buffer(initial.data() + old, 1024),
-                                                    asio::redirect_error(asio::use_awaitable, ec));
-    initial.resize(old + n);
-    if (ec) co_return;
-    std::size_t cmp = std::min(initial.size(), kPreface.size());
-    if (initial.compare(0, cmp, kPreface.substr(0, cmp)) != 0) break;  // not HTTP/2
-    if (initial.size() >= kPreface.size()) break;
+  void start() {
+    timer_.expires_after(ctx_.config.idle_timeout);
+    timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->socket_.close();  // idle before a request: the pending read fails
+    });
+    read();
   }
-  stream.expires_never();
-  try {
-    if (initial.size() >= kPreface.size() && initial.compare(0, kPreface.size(), kPreface) == 0) {
-      co_await serve_http2(stream.release_socket(), std::move(initial), ctx, std::nullopt);
+
+ private:
+  void read() {
+    std::size_t old = initial_.size();
+    initial_.resize(old + kSniffRead);
+    socket_.async_read_some(asio::buffer(initial_.data() + old, kSniffRead),
+                            [self = shared_from_this(), old](const boost::system::error_code& ec, std::size_t n) {
+                              self->initial_.resize(old + n);
+                              if (ec) {
+                                self->timer_.cancel();
+                                return;
+                              }
+                              self->on_bytes();
+                            });
+  }
+
+  void on_bytes() {
+    std::size_t cmp = std::min(initial_.size(), kPreface.size());
+    bool h2_so_far = initial_.compare(0, cmp, kPreface.substr(0, cmp)) == 0;
+    if (h2_so_far && initial_.size() < kPreface.size()) return read();
+    timer_.cancel();
+    auto ex = socket_.get_executor();
+    auto on_done = [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& err) {
+        log::error("http", std::string("connection failed: ") + err.what());
+      }
+    };
+    if (h2_so_far) {
+      asio::co_spawn(ex, serve_http2(std::move(socket_), std::move(initial_), ctx_, std::nullopt), on_done);
     } else {
-      co_await serve_http1(stream.release_socket(), std::move(initial), ctx);
+      asio::co_spawn(ex, serve_http1(std::move(socket_), std::move(initial_), ctx_), on_done);
     }
-  } catch (const std::exception& e) {
-    log::error("http", std::string("connection failed: ") + e.what());
   }
-}
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::string initial_;
+  ServerContext& ctx_;
+};
+
+}  // namespace
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ServerContext& ctx) {
   for (;;) {
@@ -68,7 +91,7 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ServerContext& ctx) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(acceptor.get_executor(), serve_connection(std::move(socket), ctx), asio::detached);
+    std::make_shared<Sniffer>(std::move(socket), ctx)->start();
   }
 }
 

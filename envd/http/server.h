@@ -28,7 +28,6 @@ using RequestHandler = std::function<asio::awaitable<void>(Exchange&)>;
 struct ServerContext {
   ServerConfig config;
   RequestHandler handler;
-  std::size_t open_connections = 0;
 };
 
 // The h2c upgrade hands over the already-read request, which becomes HTTP/2 stream 1.
@@ -38,7 +37,6 @@ struct UpgradedRequest {
   std::string settings;  // decoded HTTP2-Settings payload
 };
 
-asio::awaitable<void> serve_connection(asio::ip::tcp::socket socket, ServerContext& ctx);
 asio::awaitable<void> serve_http1(asio::ip::tcp::socket socket, std::string initial, ServerContext& ctx);
 asio::awaitable<void> serve_http2(asio::ip::tcp::socket socket, std::string initial, ServerContext& ctx,
                                   std::optional<UpgradedRequest> upgraded);
