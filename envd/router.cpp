@@ -32,53 +32,73 @@ void Router::add(std::string method, std::string path, Handler handler) {
 
 void Router::use(Middleware step) { steps_.push_back(std::move(step)); }
 
+// The coroutines below stay allocated for as long as a request runs (a whole stream), so what can
+// be decided without waiting (CORS, middleware, routing, the log line) lives in plain functions:
+// GCC keeps every local and temporary of a coroutine, initializer lists included, in its frame.
 boost::asio::awaitable<void> Router::handle(http::Exchange& ex) {
   InFlight guard(in_flight_);
   const auto start = std::chrono::steady_clock::now();
+  start_request(ex);
+  co_await route(ex);
+  log_request(ex, start);
+}
+
+void Router::start_request(http::Exchange& ex) {
   char id[32];
   std::snprintf(id, sizeof id, "%010llx%06llx", static_cast<unsigned long long>(id_prefix_),
                 static_cast<unsigned long long>(++next_id_ & 0xFFFFFF));
   ex.set_request_id(id);
-  co_await route(ex);
+}
+
+void Router::log_request(http::Exchange& ex, std::chrono::steady_clock::time_point start) {
   const auto& req = ex.request();
   // Probes polled every few seconds (/health, /metrics) log at debug, everything else at info.
   // The query is left out: it can carry a /files signature.
   auto level =
       req.method == "GET" && (req.path == "/health" || req.path == "/metrics") ? log::Level::debug : log::Level::info;
-  if (log::enabled(level)) {
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    log::write(level, "http", "request",
-               {{"request_id", std::string_view(id)},
-                {"method", req.method},
-                {"path", req.path},
-                {"status", ex.response_status()},
-                {"duration_ms", ms},
-                {"http_version", req.version == 20   ? "2"
-                                 : req.version == 10 ? "1.0"
-                                                     : "1.1"}});
-  }
+  if (!log::enabled(level)) return;
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  log::write(level, "http", "request",
+             {{"request_id", std::string_view(ex.request_id())},
+              {"method", req.method},
+              {"path", req.path},
+              {"status", ex.response_status()},
+              {"duration_ms", ms},
+              {"http_version", req.version == 20   ? "2"
+                               : req.version == 10 ? "1.0"
+                                                   : "1.1"}});
 }
 
 boost::asio::awaitable<void> Router::route(http::Exchange& ex) {
+  Route r = decide(ex);
+  if (r.reply) {
+    co_await ex.respond(r.reply->status, std::move(r.reply->headers), std::move(r.reply->body));
+  } else if (r.handler) {
+    co_await (*r.handler)(ex);
+  } else {
+    co_await rpc_.serve(ex);
+  }
+}
+
+Router::Route Router::decide(http::Exchange& ex) const {
   const auto& req = ex.request();
   if (req.header("origin")) {
     auto requested = req.header("access-control-request-method");
     if (req.method == "OPTIONS" && requested) {
       // Preflight: answered before auth, like rs/cors.
-      http::Headers h{{"vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}};
+      Reply reply{204, {{"vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}}, {}};
       std::string method = http::to_lower(*requested);
       for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       bool allowed = false;
       for (auto m : kAllowedMethods) allowed = allowed || m == method;
       if (allowed) {
-        h.emplace_back("access-control-allow-origin", "*");
-        h.emplace_back("access-control-allow-methods", method);
+        reply.headers.emplace_back("access-control-allow-origin", "*");
+        reply.headers.emplace_back("access-control-allow-methods", method);
         if (auto rh = req.header("access-control-request-headers"))
-          h.emplace_back("access-control-allow-headers", std::string(*rh));
-        h.emplace_back("access-control-max-age", "7200");
+          reply.headers.emplace_back("access-control-allow-headers", std::string(*rh));
+        reply.headers.emplace_back("access-control-max-age", "7200");
       }
-      co_await ex.respond(204, std::move(h), {});
-      co_return;
+      return {std::move(reply), nullptr};
     }
     ex.extra_headers().emplace_back("vary", "Origin");
     ex.extra_headers().emplace_back("access-control-allow-origin", "*");
@@ -87,27 +107,18 @@ boost::asio::awaitable<void> Router::route(http::Exchange& ex) {
 
   const bool rpc_path = rpc_.owns(req.path);
   for (const auto& step : steps_) {
-    if (auto reply = step(req, rpc_path)) {
-      co_await ex.respond(reply->status, std::move(reply->headers), std::move(reply->body));
-      co_return;
-    }
+    if (auto reply = step(req, rpc_path)) return {std::move(reply), nullptr};
   }
 
   if (auto it = routes_.find(req.path); it != routes_.end()) {
-    if (auto m = it->second.find(req.method); m != it->second.end()) {
-      co_await m->second(ex);
-      co_return;
-    }
-    http::Headers h{{"content-type", "text/plain; charset=utf-8"}};
-    co_await ex.respond(405, std::move(h), {});
-    co_return;
+    if (auto m = it->second.find(req.method); m != it->second.end()) return {std::nullopt, &m->second};
+    return {Reply{405, {{"content-type", "text/plain; charset=utf-8"}}, {}}, nullptr};
   }
-  if (rpc_path) {
-    co_await rpc_.serve(ex);
-    co_return;
-  }
-  http::Headers h{{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}};
-  co_await ex.respond(404, std::move(h), std::string("404 page not found\n"));
+  if (rpc_path) return {std::nullopt, nullptr};  // the RPC server
+  return {Reply{404,
+                {{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}},
+                "404 page not found\n"},
+          nullptr};
 }
 
 }  // namespace envd

@@ -3,6 +3,7 @@
 // user check: contract §1.2's handler chain), then REST endpoints by exact method+path, RPC
 // services, and chi-like 404/405 answers for everything else. Logs one line per request.
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,7 +42,15 @@ class Router {
   std::size_t in_flight() const { return in_flight_; }
 
  private:
+  // What to do with a request: a ready answer, a REST handler, or (neither) the RPC server.
+  struct Route {
+    std::optional<Reply> reply;
+    const Handler* handler = nullptr;
+  };
+  Route decide(http::Exchange& ex) const;
   boost::asio::awaitable<void> route(http::Exchange& ex);
+  void start_request(http::Exchange& ex);
+  void log_request(http::Exchange& ex, std::chrono::steady_clock::time_point start);
 
   rpc::RpcServer& rpc_;
   std::map<std::string, std::map<std::string, Handler>, std::less<>> routes_;  // path → method → handler

@@ -297,15 +297,18 @@ RequestHead make_head(const bhttp::request_parser<bhttp::buffer_body>& parser) {
   head.path = head.target.substr(0, q);
   if (q != std::string::npos) head.query = head.target.substr(q + 1);
   head.version = static_cast<int>(req.version());
+  // Exact size: the head lives as long as the request (a whole stream).
+  head.headers.reserve(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
   for (const auto& f : req) head.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
   return head;
 }
 
-bool is_h2c_upgrade(const RequestHead& head) {
-  auto upgrade = head.header("upgrade");
-  auto connection = head.header("connection");
-  return upgrade && connection && head.header("http2-settings") && token_list_contains(*upgrade, "h2c") &&
-         token_list_contains(*connection, "upgrade") && token_list_contains(*connection, "http2-settings");
+bool is_h2c_upgrade(const bhttp::request<bhttp::buffer_body>& req) {
+  auto upgrade = req.find(bhttp::field::upgrade);
+  auto connection = req.find(bhttp::field::connection);
+  return upgrade != req.end() && connection != req.end() && req.find("http2-settings") != req.end() &&
+         token_list_contains(upgrade->value(), "h2c") && token_list_contains(connection->value(), "upgrade") &&
+         token_list_contains(connection->value(), "http2-settings");
 }
 
 asio::awaitable<void> write_plain_error(tcp::socket& sock, int status, std::string_view reason) {
@@ -314,6 +317,65 @@ asio::awaitable<void> write_plain_error(tcp::socket& sock, int status, std::stri
                     std::to_string(reason.size() + 1) + "\r\n\r\n" + std::string(reason) + "\n";
   boost::system::error_code ec;
   co_await asio::async_write(sock, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace
+
+namespace {
+
+// The h2c upgrade (RFC 7540 §3.2): reads the (small) request body over HTTP/1.1, answers 101 and
+// serves HTTP/2 on the connection with the request as stream 1. Returns false when it answered an
+// error instead. Its own coroutine, so serve_http1's long-lived frame does not carry its locals.
+asio::awaitable<bool> upgrade_to_h2c(beast::tcp_stream& stream, beast::flat_buffer& buf,
+                                     bhttp::request_parser<bhttp::buffer_body>& parser, ServerContext& ctx) {
+  boost::system::error_code ec;
+  RequestHead head = make_head(parser);
+  auto settings = base64_decode(*head.header("http2-settings"), Base64::url_unpadded);
+  UpgradedRequest up{std::move(head), {}, settings.value_or("")};
+  bool ok = settings.has_value();
+  // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.
+  constexpr std::size_t kStep = 16 * 1024;
+  while (ok && !parser.is_done()) {
+    std::size_t old = up.body.size();
+    up.body.resize(old + kStep);
+    parser.get().body().data = up.body.data() + old;
+    parser.get().body().size = kStep;
+    co_await bhttp::async_read_some(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) co_return true;  // the client is gone: nothing to answer
+    up.body.resize(old + kStep - parser.get().body().size);
+    if (up.body.size() > ctx.config.upgrade_body_limit) ok = false;
+  }
+  if (!ok) {
+    co_await write_plain_error(stream.socket(), settings ? 413 : 400, settings ? "Payload Too Large" : "Bad Request");
+    co_return false;
+  }
+  static constexpr std::string_view k101 =
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+  co_await asio::async_write(stream.socket(), asio::buffer(k101.data(), k101.size()),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return true;
+  std::string rest(static_cast<const char*>(buf.data().data()), buf.size());
+  co_await serve_http2(stream.release_socket(), std::move(rest), ctx, std::move(up));
+  co_return true;
+}
+
+// Lingering close: send FIN first and read what the client still sends (bounded in bytes and
+// time), so a client still writing its request sees our answer (a 400 or 431) instead of a reset
+// caused by closing a socket with unread data.
+asio::awaitable<void> linger_and_close(beast::tcp_stream& stream) {
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  std::size_t drained = 0;
+  // Discarded bytes: one buffer for all connections (single event loop), not 64 KiB in a frame.
+  static std::array<char, 64 * 1024> sink;
+  stream.expires_after(kLingerTime);
+  while (drained < kLingerBytes) {
+    boost::system::error_code ec;
+    drained += co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+  }
+  stream.socket().close(ignored);
 }
 
 }  // namespace
@@ -346,42 +408,17 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
       }
       break;
     }
-    RequestHead head = make_head(parser);
     bool keep_alive = parser.get().keep_alive();
 
-    if (is_h2c_upgrade(head)) {
-      auto settings = base64_decode(*head.header("http2-settings"), Base64::url_unpadded);
-      UpgradedRequest up{std::move(head), {}, settings.value_or("")};
-      bool ok = settings.has_value();
-      // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.
-      // Straight into up.body: an array here would sit in this frame for the connection's life.
-      constexpr std::size_t kStep = 16 * 1024;
-      while (ok && !parser.is_done()) {
-        std::size_t old = up.body.size();
-        up.body.resize(old + kStep);
-        parser.get().body().data = up.body.data() + old;
-        parser.get().body().size = kStep;
-        co_await bhttp::async_read_some(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == bhttp::error::need_buffer) ec = {};
-        if (ec) co_return;
-        up.body.resize(old + kStep - parser.get().body().size);
-        if (up.body.size() > ctx.config.upgrade_body_limit) ok = false;
-      }
-      if (ok) {
-        static constexpr std::string_view k101 =
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
-        co_await asio::async_write(stream.socket(), asio::buffer(k101.data(), k101.size()),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return;
-        std::string rest(static_cast<const char*>(buf.data().data()), buf.size());
-        co_await serve_http2(stream.release_socket(), std::move(rest), ctx, std::move(up));
-        co_return;
-      }
-      co_await write_plain_error(stream.socket(), ok ? 400 : 413, ok ? "Bad Request" : "Payload Too Large");
+    if (is_h2c_upgrade(parser.get())) {
+      // Hands the connection to HTTP/2 (then returns true) or answers an error.
+      if (co_await upgrade_to_h2c(stream, buf, parser, ctx)) co_return;
       break;
     }
-
-    Http1Exchange ex(stream, buf, parser, std::move(head), keep_alive);
+    // The head is built straight into the exchange (a named local would sit in this frame), and
+    // the parser's own copy of the fields is not needed for reading the body.
+    Http1Exchange ex(stream, buf, parser, make_head(parser), keep_alive);
+    parser.get().clear();
     ex.idle_timeout_ = ctx.config.idle_timeout;
     try {
       co_await ctx.handler(ex);
@@ -390,21 +427,7 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     }
     if (!co_await ex.complete()) break;
   }
-  // Lingering close: send FIN first and read what the client still sends (bounded in bytes and
-  // time), so a client still writing its request sees our answer (a 400 or 431) instead of a reset
-  // caused by closing a socket with unread data.
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  std::size_t drained = 0;
-  // Discarded bytes: one buffer for all connections (single event loop), not 64 KiB in every frame.
-  static std::array<char, 64 * 1024> sink;
-  stream.expires_after(kLingerTime);
-  while (drained < kLingerBytes) {
-    boost::system::error_code ec;
-    drained += co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) break;
-  }
-  stream.socket().close(ignored);
+  co_await linger_and_close(stream);
 }
 
 }  // namespace envd::http

@@ -306,6 +306,7 @@ int Http2Session::on_frame_recv(nghttp2_session* session, const nghttp2_frame* f
   H2Stream* s = self->find(frame->hd.stream_id);
   if (!s) return 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    s->head_.headers.shrink_to_fit();  // the head lives as long as the request (a whole stream)
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->in_end_ = true;
     if (s->header_too_large_) {
       nghttp2_nv nv[] = {{(std::uint8_t*)":status", (std::uint8_t*)"431", 7, 3, NGHTTP2_NV_FLAG_NONE}};

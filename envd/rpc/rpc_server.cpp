@@ -361,6 +361,32 @@ asio::awaitable<void> refuse_call(http::Exchange& ex, WireFormat wire, RpcConfig
   co_await call.finish(st);
 }
 
+// 405 for a method other than POST, 415 for a content type we do not speak.
+asio::awaitable<void> refuse_transport(http::Exchange& ex, bool wrong_method) {
+  if (wrong_method) {
+    http::Headers h{{"allow", "POST"}, {"content-type", "text/plain; charset=utf-8"}};
+    co_await ex.respond(405, std::move(h), std::string("Method Not Allowed\n"));
+    co_return;
+  }
+  http::Headers h{{"accept-post",
+                   "application/json, application/proto, application/connect+json, application/connect+proto, "
+                   "application/grpc, application/grpc+proto, application/grpc+json, application/grpc-web, "
+                   "application/grpc-web+proto, application/grpc-web+json"}};
+  co_await ex.respond(415, std::move(h), {});
+}
+
+// A known service with an unknown method: `unimplemented`; over Connect unary a 404 with the
+// Connect error that maps to it.
+asio::awaitable<void> refuse_unknown_method(http::Exchange& ex, WireFormat wire, RpcConfig cfg) {
+  Status st = error(Code::unimplemented, std::string(ex.request().path) + " is not a method of this service");
+  if (wire.protocol == Protocol::connect_unary) {
+    http::Headers h{{"content-type", "application/json"}};
+    co_await ex.respond(404, std::move(h), connect_error_json(st));
+    co_return;
+  }
+  co_await refuse_call(ex, std::move(wire), cfg, std::move(st));
+}
+
 }  // namespace
 
 Status RpcServer::authenticate(http::Exchange& ex, const WireFormat& wire, User& user) const {
@@ -384,35 +410,19 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
       co_return;
     }
   }
-  if (req.method != "POST") {
-    http::Headers h{{"allow", "POST"}, {"content-type", "text/plain; charset=utf-8"}};
-    co_await ex.respond(405, std::move(h), std::string("Method Not Allowed\n"));
-    co_return;
-  }
   bool service_known = false;
   const Method* m = registry_.find(req.path, &service_known);
-  if (!wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
-    http::Headers h{{"accept-post",
-                     "application/json, application/proto, application/connect+json, application/connect+proto, "
-                     "application/grpc, application/grpc+proto, application/grpc+json, application/grpc-web, "
-                     "application/grpc-web+proto, application/grpc-web+json"}};
-    co_await ex.respond(415, std::move(h), {});
+  if (req.method != "POST" || !wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
+    co_await refuse_transport(ex, req.method != "POST");
+    co_return;
+  }
+  if (!m) {
+    co_await refuse_unknown_method(ex, *wire, config_);
     co_return;
   }
 
   RpcCall call(ex, *wire, config_);
   call.user = std::move(user);
-  if (!m) {
-    Status st = error(Code::unimplemented, std::string(req.path) + " is not a method of this service");
-    if (wire->protocol == Protocol::connect_unary) {
-      // A known service with an unknown method: 404, with the Connect error that maps to it.
-      http::Headers h{{"content-type", "application/json"}};
-      co_await ex.respond(404, std::move(h), connect_error_json(st));
-    } else {
-      co_await call.finish(st);
-    }
-    co_return;
-  }
 
   Status st = call.prepare();
   if (st.ok() && shutdown_status_) st = *shutdown_status_;

@@ -366,6 +366,15 @@ describe("HTTP/1.1 framing", () => {
     assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 (101|200) /);
     c.sock.destroy();
   });
+
+  it("Upgrade: h2c with an HTTP2-Settings value that is not base64url → 400", async () => {
+    const c = await rawConnect(envd.port);
+    c.sock.write(h1Bytes({ method: "GET", path: "/health", headers: {
+      connection: "Upgrade, HTTP2-Settings", upgrade: "h2c", "http2-settings": "!!not base64!!",
+    } }));
+    await c.waitClosed(5000);
+    assert.equal(parseH1Responses(c.data, { closed: true }).responses[0]?.status, 400);
+  });
 });
 
 describe("client disconnects cancel handlers, not the server", () => {
