@@ -29,9 +29,9 @@ TEST_CASE("keepalive: timer fires after the interval and reset postpones it") {
   std::vector<steady_clock::duration> fired;
   auto start = steady_clock::now();
   timer.start([&] {
+    fired.push_back(steady_clock::now() - start);  // before take_due() restarts the interval
     REQUIRE(timer.take_due());
     CHECK_FALSE(timer.take_due());  // once per tick
-    fired.push_back(steady_clock::now() - start);
     if (fired.size() == 2) io.stop();
   });
   // Reset after 30 ms: the first tick moves to >= 70 ms.
