@@ -39,4 +39,35 @@ std::optional<std::string> base64_decode(std::string_view in, Base64 kind) {
   return out;
 }
 
+std::string base64_encode(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= in.size(); i += 3) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], kAlphabet[v & 63]};
+  }
+  if (std::size_t rest = in.size() - i; rest > 0) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], rest == 2 ? kAlphabet[(v >> 6) & 63] : '=', '='};
+  }
+  return out;
+}
+
+bool Base64Stream::feed(std::string_view in, std::string& out) {
+  pending_.append(in);
+  std::size_t whole = pending_.size() / 4 * 4;
+  // Each group decodes on its own: padding may end a segment in the middle of the body.
+  for (std::size_t i = 0; i < whole; i += 4) {
+    auto group = base64_decode(std::string_view(pending_).substr(i, 4), Base64::standard);
+    if (!group) return false;
+    out += *group;
+  }
+  pending_.erase(0, whole);
+  return true;
+}
+
 }  // namespace envd

@@ -1,6 +1,7 @@
 #pragma once
-// Base64 decoding for the two places headers carry it: Basic credentials (standard alphabet,
-// padding required as Go's StdEncoding) and HTTP2-Settings (URL-safe alphabet, no padding).
+// Base64 for the places it appears: Basic credentials (standard alphabet, padding required as
+// Go's StdEncoding), HTTP2-Settings (URL-safe alphabet, no padding) and gRPC-Web text bodies
+// (standard alphabet, a body may be several padded segments one after another).
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,5 +12,21 @@ enum class Base64 { standard, url_unpadded };
 
 // nullopt on characters outside the alphabet, data after padding, or (standard) a bad length.
 std::optional<std::string> base64_decode(std::string_view in, Base64 kind);
+
+// Standard alphabet, padded.
+std::string base64_encode(std::string_view in);
+
+// Decodes a body that arrives in pieces of any size: a sequence of standard, padded base64
+// segments ("QQ==QkM=" is "A" then "BC"), as gRPC-Web text clients may send.
+class Base64Stream {
+ public:
+  // Appends the decoded bytes of every complete 4-character group; false on bad input.
+  bool feed(std::string_view in, std::string& out);
+  // True when no partial group is left over (call at the end of the body).
+  bool complete() const { return pending_.empty(); }
+
+ private:
+  std::string pending_;
+};
 
 }  // namespace envd

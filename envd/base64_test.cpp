@@ -21,3 +21,32 @@ TEST_CASE("base64: URL-safe alphabet without padding (HTTP2-Settings)") {
   CHECK(base64_decode("_-8", Base64::url_unpadded) == "\xff\xef");
   CHECK_FALSE(base64_decode("+/8", Base64::url_unpadded));
 }
+
+TEST_CASE("base64: encoding, standard alphabet with padding") {
+  CHECK(envd::base64_encode("") == "");
+  CHECK(envd::base64_encode("f") == "Zg==");
+  CHECK(envd::base64_encode("fo") == "Zm8=");
+  CHECK(envd::base64_encode("foo") == "Zm9v");
+  CHECK(envd::base64_encode("foob") == "Zm9vYg==");
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  CHECK(envd::base64_decode(envd::base64_encode(all), envd::Base64::standard) == all);
+}
+
+TEST_CASE("base64: a stream of padded segments in pieces of any size") {
+  std::string encoded = envd::base64_encode("A") + envd::base64_encode("BC") + envd::base64_encode("hello world");
+  for (std::size_t step = 1; step <= encoded.size(); ++step) {
+    envd::Base64Stream s;
+    std::string out;
+    for (std::size_t i = 0; i < encoded.size(); i += step)
+      REQUIRE(s.feed(std::string_view(encoded).substr(i, step), out));
+    CHECK(s.complete());
+    CHECK(out == "ABChello world");
+  }
+  envd::Base64Stream bad;
+  std::string out;
+  CHECK_FALSE(bad.feed("QQ=!", out));
+  envd::Base64Stream partial;
+  CHECK(partial.feed("Zm9vY", out));
+  CHECK_FALSE(partial.complete());
+}

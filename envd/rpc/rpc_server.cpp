@@ -1,5 +1,7 @@
 #include "envd/rpc/rpc_server.h"
 
+#include "envd/base64.h"
+
 #include <google/protobuf/message.h>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -68,6 +70,11 @@ std::optional<WireFormat> detect_wire_format(std::string_view content_type) {
     return make(Protocol::grpc_web, Codec::proto);
   }
   if (media == "application/grpc-web+json") return make(Protocol::grpc_web, Codec::json);
+  if (media == "application/grpc-web-text" || media == "application/grpc-web-text+proto") {
+    WireFormat w = make(Protocol::grpc_web, Codec::proto);
+    w.base64 = true;
+    return w;
+  }
   return std::nullopt;
 }
 
@@ -170,9 +177,19 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       std::string chunk;
       auto r = co_await ex_.read_body(chunk, 256 * 1024);
       if (r == http::BodyRead::data) {
-        reader_.feed(chunk);
+        if (!wire_.base64) {
+          reader_.feed(chunk);
+        } else {
+          std::string decoded;
+          if (!text_.feed(chunk, decoded))
+            co_return fail(error(Code::invalid_argument, "invalid base64 in request body"));
+          reader_.feed(decoded);
+        }
       } else if (r == http::BodyRead::end) {
         body_ended_ = true;
+        if (wire_.base64 && !text_.complete()) {
+          co_return fail(error(Code::invalid_argument, "invalid base64 in request body: truncated group"));
+        }
       } else {
         co_return fail(error(Code::canceled, "client disconnected while sending the request"));
       }
@@ -192,7 +209,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       payload = gzip_compress(payload);
       flags |= kFlagCompressed;
     }
-    co_return co_await ex_.write_body(encode_envelope(flags, payload));
+    co_return co_await write_frame(encode_envelope(flags, payload));
   }
 
   // --- completion
@@ -233,7 +250,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         if (!co_await ensure_head()) co_return;
         std::string t = "grpc-status: " + std::to_string(static_cast<int>(st.code)) + "\r\n";
         if (!st.message.empty()) t += "grpc-message: " + grpc_percent_encode(st.message) + "\r\n";
-        if (!co_await ex_.write_body(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
+        if (!co_await write_frame(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
         co_await ex_.finish();
         co_return;
       }
@@ -241,6 +258,12 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   }
 
  private:
+  // One frame of a streamed body; gRPC-Web text sends each as its own padded base64 segment.
+  asio::awaitable<bool> write_frame(std::string frame) {
+    if (wire_.base64) frame = base64_encode(frame);
+    co_return co_await ex_.write_body(std::move(frame));
+  }
+
   Status too_large(std::uint64_t size) const {
     return error(Code::resource_exhausted, "message size " + std::to_string(size) + " is larger than configured max " +
                                                std::to_string(cfg_.max_request_message_bytes));
@@ -288,6 +311,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   WireFormat wire_;
   const RpcConfig& cfg_;
   EnvelopeReader reader_;
+  Base64Stream text_;  // gRPC-Web text request bodies
   bool body_ended_ = false;
   bool unary_read_ = false;
   bool request_gzip_ = false;
@@ -371,7 +395,8 @@ asio::awaitable<void> refuse_transport(http::Exchange& ex, bool wrong_method) {
   http::Headers h{{"accept-post",
                    "application/json, application/proto, application/connect+json, application/connect+proto, "
                    "application/grpc, application/grpc+proto, application/grpc+json, application/grpc-web, "
-                   "application/grpc-web+proto, application/grpc-web+json"}};
+                   "application/grpc-web+proto, application/grpc-web+json, application/grpc-web-text, "
+                   "application/grpc-web-text+proto"}};
   co_await ex.respond(415, std::move(h), {});
 }
 

@@ -28,6 +28,7 @@ struct WireFormat {
   Protocol protocol;
   Codec codec;
   std::string content_type;  // media type to answer with
+  bool base64 = false;       // gRPC-Web text: both bodies are base64
 };
 
 // Parses a request Content-Type into the protocol and codec it selects; nullopt → 415.

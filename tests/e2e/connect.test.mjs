@@ -9,7 +9,10 @@ import {
   createGrpcTransport,
   compressionGzip,
 } from "@connectrpc/connect-node";
-import { it, startEnvd, service, stats, waitFor, ERROR_CODES } from "./lib/envd.mjs";
+import {
+  it, startEnvd, service, stats, waitFor, ERROR_CODES, encode, decode, envelope, parseEnvelopes, parseGrpcWebTrailers,
+  h1Request, h2Connect, h2Request,
+} from "./lib/envd.mjs";
 
 // Every Connect code name the Fail RPC accepts, and the connect-es Code it must map to
 // (connect-es Code values are the gRPC numbers).
@@ -316,4 +319,56 @@ describe("client-side cancellation", () => {
       assert.equal(r.text, "still here");
     });
   }
+});
+
+describe("gRPC-Web text (application/grpc-web-text: base64 bodies)", () => {
+  // A body is a run of padded base64 segments; decode group by group.
+  const unbase64 = (text) => {
+    const groups = text.replace(/\s/g, "").match(/.{1,4}/g) ?? [];
+    return Buffer.concat(groups.map((g) => Buffer.from(g, "base64")));
+  };
+  const textHeaders = { "content-type": "application/grpc-web-text", "x-grpc-web": "1" };
+  const frames = (body) => {
+    const envs = parseEnvelopes(unbase64(body.toString("latin1")));
+    const trailer = envs.at(-1);
+    assert.equal(trailer.flags & 0x80, 0x80, "the last frame carries the trailers");
+    return { data: envs.slice(0, -1).map((e) => e.data), trailers: parseGrpcWebTrailers(trailer.data) };
+  };
+
+  it("unary over HTTP/1.1, the request split into two padded segments sent in pieces", async () => {
+    const req = envelope(0, encode("envdtest.EchoRequest", { text: "hello, text" }));
+    const b64 = req.subarray(0, 4).toString("base64") + req.subarray(4).toString("base64");
+    assert.match(b64, /=.+/, "a padded segment in the middle");
+    const r = await h1Request(envd.port, { path: "/envdtest.Echo/Echo", headers: textHeaders, body: [b64.slice(0, 3), b64.slice(3)] });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers["content-type"], "application/grpc-web-text");
+    const f = frames(r.body);
+    assert.equal(f.trailers["grpc-status"], "0");
+    assert.equal(f.data.length, 1);
+    assert.equal(decode("envdtest.EchoResponse", f.data[0]).text, "hello, text");
+  });
+
+  it("server stream over h2c: one base64 segment per message, then the trailers", async () => {
+    const session = await h2Connect(envd.port);
+    try {
+      const body = envelope(0, encode("envdtest.TicksRequest", { count: 3, payloadSize: 5 })).toString("base64");
+      const r = await h2Request(session, { path: "/envdtest.Echo/Ticks", headers: textHeaders, body });
+      assert.equal(r.status, 200);
+      const f = frames(r.body);
+      assert.equal(f.trailers["grpc-status"], "0");
+      assert.deepEqual(f.data.map((d) => decode("envdtest.Tick", d).seq), [0, 1, 2]);
+    } finally {
+      session.close();
+    }
+  });
+
+  it("invalid base64 and a truncated group are invalid_argument", async () => {
+    for (const body of ["AAAA!AAA", "AAAAAAQ"]) {
+      const r = await h1Request(envd.port, { path: "/envdtest.Echo/Echo", headers: textHeaders, body });
+      assert.equal(r.status, 200);
+      const f = frames(r.body);
+      assert.equal(f.trailers["grpc-status"], "3", body);
+      assert.match(decodeURIComponent(f.trailers["grpc-message"]), /base64/);
+    }
+  });
 });
