@@ -122,11 +122,15 @@ def stream_throughput(port, payload_size, count):
     return n / dt
 
 
+# Start of a process that prints "ready" (base64 "cmVhZHkK" in the JSON stdout event) and sleeps.
+START_READY_BODY = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "echo ready; exec sleep 30"]}}).encode()
+
+
 def concurrent_streams(port, pid, n=1000):
     """n concurrent Start streams (Connect JSON over HTTP/1.1, one connection each) of a process that
     prints a line and sleeps; returns (streams that got their start and stdout, RSS growth in KiB).
     The processes are killed by their own timeout afterwards (Connect-Timeout-Ms)."""
-    body = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "echo ready; exec sleep 30"]}}).encode()
+    body = START_READY_BODY
     req = (f"POST /process.Process/Start HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\n"
            f"Connect-Timeout-Ms: 20000\r\nContent-Length: {len(body) + 5}\r\n\r\n").encode() + envelope(body)
     before = rss_kib(pid)
@@ -162,7 +166,7 @@ def _hpack_literal(name, value):
 
 def concurrent_streams_h2(port, pid, n=1000, per_connection=100):
     """As concurrent_streams, over h2c prior knowledge: `per_connection` streams share a connection."""
-    body = json.dumps({"process": {"cmd": "/bin/sh", "args": ["-c", "echo ready; exec sleep 30"]}}).encode()
+    body = START_READY_BODY
     headers = b"".join(_hpack_literal(k, v) for k, v in [
         (":method", "POST"), (":scheme", "http"), (":path", "/process.Process/Start"), (":authority", "x"),
         ("content-type", "application/connect+json"), ("connect-timeout-ms", "20000")])

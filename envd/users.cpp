@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
+
+#include "envd/text_file.h"
 
 namespace envd {
 
@@ -34,13 +34,6 @@ std::pair<std::int64_t, std::int64_t> stamp(const std::string& path) {
           static_cast<std::int64_t>(st.st_size)};
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 UserDb::UserDb(std::string passwd_path, std::string group_path)
@@ -54,7 +47,7 @@ void UserDb::refresh() const {
   group_stamp_ = gs;
   users_.clear();
   groups_.clear();
-  std::string passwd = read_file(passwd_path_);
+  std::string passwd = read_file(passwd_path_).value_or("");
   for (auto line : split(passwd, '\n')) {
     if (line.empty() || line[0] == '#') continue;
     auto f = split(line, ':');
@@ -66,7 +59,7 @@ void UserDb::refresh() const {
     u.shell = std::string(f[6]);
     users_.push_back(std::move(u));
   }
-  std::string group = read_file(group_path_);
+  std::string group = read_file(group_path_).value_or("");
   for (auto line : split(group, '\n')) {
     if (line.empty() || line[0] == '#') continue;
     auto f = split(line, ':');

@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "envd/log.h"
+#include "envd/metrics.h"
+#include "envd/text_file.h"
 
 namespace envd::process {
 
@@ -20,14 +22,8 @@ namespace {
 constexpr long kCgroup2Magic = 0x63677270;
 
 std::uint64_t mem_total_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  std::uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemTotal:") return kb * 1024;
-  }
-  return 0;
+  auto mem = parse_meminfo(read_file("/proc/meminfo").value_or(""));
+  return mem ? mem->total : 0;
 }
 
 void write_property(const std::string& dir, const std::string& name, const std::string& value) {
