@@ -1,6 +1,7 @@
 #include "envd/init.h"
 
 #include <doctest/doctest.h>
+#include <limits>
 
 using namespace envd;
 
@@ -161,4 +162,7 @@ TEST_CASE("init: clock is set only outside [-50 ms, +5 s] of the timestamp") {
   CHECK(clock_needs_setting(ts - 50'000'001, ts));
   CHECK_FALSE(clock_needs_setting(ts + 5'000'000'000, ts));
   CHECK(clock_needs_setting(ts + 5'000'000'001, ts));
+  // Found by fuzzing: a timestamp far outside 1678..2262 saturates; comparing must not overflow.
+  CHECK(clock_needs_setting(0, std::numeric_limits<std::int64_t>::min()));
+  CHECK(clock_needs_setting(0, std::numeric_limits<std::int64_t>::max()));
 }

@@ -8,6 +8,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 pkgs=(
   build-essential g++ cmake ninja-build ccache pkg-config clang-format
+  clang libclang-rt-14-dev
   libboost1.81-dev libboost-system1.81-dev
   libnghttp2-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev

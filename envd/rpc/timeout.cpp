@@ -26,16 +26,20 @@ std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view valu
   if (value.size() < 2) return std::nullopt;
   auto v = parse_digits(value.substr(0, value.size() - 1), 8);
   if (!v) return std::nullopt;
-  using namespace std::chrono;
+  std::uint64_t unit_ns = 0;
   switch (value.back()) {
-    case 'H': return duration_cast<nanoseconds>(hours(*v));
-    case 'M': return duration_cast<nanoseconds>(minutes(*v));
-    case 'S': return duration_cast<nanoseconds>(seconds(*v));
-    case 'm': return duration_cast<nanoseconds>(milliseconds(*v));
-    case 'u': return duration_cast<nanoseconds>(microseconds(*v));
-    case 'n': return nanoseconds(*v);
+    case 'H': unit_ns = 3'600'000'000'000; break;
+    case 'M': unit_ns = 60'000'000'000; break;
+    case 'S': unit_ns = 1'000'000'000; break;
+    case 'm': unit_ns = 1'000'000; break;
+    case 'u': unit_ns = 1'000; break;
+    case 'n': unit_ns = 1; break;
     default: return std::nullopt;
   }
+  // 99999999H is 11,000 years: more nanoseconds than int64 holds (found by fuzzing: the chrono
+  // conversion overflowed). Saturate at kMaxGrpcTimeout, which steady_clock::now() + it still fits.
+  if (*v > static_cast<std::uint64_t>(kMaxGrpcTimeout.count()) / unit_ns) return kMaxGrpcTimeout;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(*v * unit_ns));
 }
 
 }  // namespace envd::rpc

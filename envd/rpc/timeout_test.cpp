@@ -26,5 +26,9 @@ TEST_CASE("timeout: grpc-timeout units") {
   CHECK_FALSE(parse_grpc_timeout("100000000S"));  // 9 digits
   CHECK_FALSE(parse_grpc_timeout("5"));
   CHECK_FALSE(parse_grpc_timeout("5x"));
+  // Found by fuzzing: 99999999H overflowed the conversion to nanoseconds; it saturates.
+  CHECK(parse_grpc_timeout("99999999H") == kMaxGrpcTimeout);
+  CHECK(parse_grpc_timeout("99999999M") == kMaxGrpcTimeout);
+  CHECK(parse_grpc_timeout("800000H") == hours(800000));
   CHECK_FALSE(parse_grpc_timeout("S"));
 }

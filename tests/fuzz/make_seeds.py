@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in corpus/<target>/ (run once; the files are committed).
+
+Seeds are small valid inputs that reach deep paths quickly: HTTP/1.1 requests of every shape the
+server handles, HTTP/2 frame sequences (after the preface), envelopes, base64 bodies, /init
+bodies and header values. Crashes found later are added beside them by hand."""
+import os
+import struct
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def put(target, name, data):
+    d = os.path.join(here, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def env(flags, payload):
+    return struct.pack(">BI", flags, len(payload)) + payload
+
+
+echo_json = b'{"text":"hi","number":"3"}'
+echo_proto = b"\x0a\x02hi\x18\x03"
+
+# HTTP/1.1
+h1 = {
+    "health": "GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "pipeline": "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /envs HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+    "init": 'POST /init HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{"envVars":{"A":"1"},"defaultUser":"r"}\n',
+    "connect_unary": "POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(echo_json), echo_json.decode()),
+    "connect_chunked": "POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"tex\r\n%x\r\n%s\r\n0\r\n\r\n"
+    % (len(echo_json) - 5, echo_json[5:].decode()),
+    "expect": "POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n"
+    % len(echo_proto),
+    "cors": "OPTIONS /process.Process/List HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+    "upgrade": "GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+    "basic": "GET /envs HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cm9vdDo=\r\n\r\n",
+}
+for k, v in h1.items():
+    put("http1", k, v)
+put("http1", "expect", h1["expect"].encode() + echo_proto)
+se = env(0, b'{"count":2,"intervalMs":1}')
+put("http1", "connect_stream", b"POST /envdtest.Echo/Ticks HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: %d\r\n\r\n" % len(se) + se)
+ce = env(0, echo_proto)
+put("http1", "grpc_web", b"POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web+proto\r\nContent-Length: %d\r\n\r\n" % len(ce) + ce)
+import base64
+b = base64.b64encode(ce)
+put("http1", "grpc_web_text", b"POST /envdtest.Echo/Echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc-web-text\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
+
+
+# HTTP/2 (after the preface). HPACK literal header field without indexing, new name (0x00).
+def lit(name, value):
+    n, v = name.encode(), value.encode()
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def frame(ftype, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+settings = frame(4, 0, 0, b"")
+def headers(stream, method, path, extra=(), end_stream=True):
+    block = lit(":method", method) + lit(":scheme", "http") + lit(":path", path) + lit(":authority", "x")
+    for k, v in extra:
+        block += lit(k, v)
+    return frame(1, 0x4 | (0x1 if end_stream else 0), stream, block)
+
+
+put("http2", "health", settings + headers(1, "GET", "/health"))
+put("http2", "two_streams", settings + headers(1, "GET", "/health") + headers(3, "GET", "/envs"))
+put("http2", "connect_unary", settings + headers(1, "POST", "/envdtest.Echo/Echo", [("content-type", "application/json")], False) + frame(0, 1, 1, echo_json))
+put("http2", "grpc", settings + headers(1, "POST", "/envdtest.Echo/Echo", [("content-type", "application/grpc"), ("te", "trailers")], False) + frame(0, 1, 1, env(0, echo_proto)))
+put("http2", "grpc_stream", settings + headers(1, "POST", "/envdtest.Echo/Collect", [("content-type", "application/grpc")], False) + frame(0, 0, 1, env(0, echo_proto)) + frame(0, 1, 1, env(0, echo_proto)))
+put("http2", "rst_ping_window", settings + headers(1, "POST", "/envdtest.Echo/Echo", [("content-type", "application/proto")], False) + frame(6, 0, 0, b"12345678") + frame(8, 0, 1, struct.pack(">I", 1000)) + frame(3, 0, 1, struct.pack(">I", 8)))
+put("http2", "continuation", settings + frame(1, 0, 1, lit(":method", "GET") + lit(":scheme", "http")) + frame(9, 0x4, 1, lit(":path", "/health") + lit(":authority", "x")))
+
+# Envelopes: first byte picks the piece size.
+put("envelope", "two", b"\x03" + env(0, b"abc") + env(2, b"{}"))
+put("envelope", "big", b"\x10" + struct.pack(">BI", 0, 1 << 20) + b"x" * 10)
+put("envelope", "compressed", b"\x01" + env(1, b"\x1f\x8b\x08\x00") + env(0x80, b"grpc-status: 0\r\n"))
+
+put("grpc_web_text", "segments", b"\x02" + base64.b64encode(b"A") + base64.b64encode(b"BC") + base64.b64encode(ce))
+put("grpc_web_text", "bad", b"\x05QQ=x")
+
+put("init_json", "full", '{"envVars":{"A":"1","B":"2"},"accessToken":"tok","timestamp":"2025-01-02T03:04:05.123456789Z","defaultUser":"user","defaultWorkdir":"/tmp","hyperloopIP":"1.2.3.4","caBundle":"x","volumeMounts":[{"nfsTarget":"a","path":"/b"}],"lifecycleID":"z"}')
+put("init_json", "nested", '{"x":' * 30 + "1" + "}" * 30)
+put("init_json", "case", '{"ENVVARS":{"a":"b"},"accesstoken":null,"TimeStamp":"2024-02-29T23:59:59+01:00"}')
+put("init_json", "empty", "")
+
+for i, v in enumerate(["1000", "0", "9999999999", "10S", "5m", "99999999H", "1n", "-1", "90", " 3 ", "1.5"]):
+    put("headers", "v%d" % i, v)
