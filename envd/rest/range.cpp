@@ -112,12 +112,18 @@ RangeDecision decide_range(std::string_view header, std::int64_t size) {
     d.outcome = size == 0 ? RangeOutcome::whole : RangeOutcome::no_overlap;
     return d;
   }
+  // Go ignores ranges whose lengths add up to more than the file. Compared without overflowing: a
+  // size near INT64_MAX made the sum overflow (found by fuzzing).
+  bool over = false;
   std::int64_t total = 0;
   for (const auto& r : d.ranges) {
+    if (r.length > size - total) {
+      over = true;
+      break;
+    }
     total += r.length;
-    if (total > size) break;
   }
-  if (total > size || d.ranges.empty()) {
+  if (over || d.ranges.empty()) {
     d.ranges.clear();
     d.outcome = RangeOutcome::whole;
     return d;

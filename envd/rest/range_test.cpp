@@ -111,3 +111,13 @@ TEST_CASE("if_range_allows: Go's checkIfRange") {
   CHECK_FALSE(if_range_allows("\"abc\"", "W/\"abc\"", mtime));
   CHECK_FALSE(if_range_allows("W/\"abc\"", "\"abc\"", mtime));
 }
+
+TEST_CASE("decide_range: lengths near INT64_MAX add up without overflow (found by fuzzing)") {
+  const std::int64_t size = INT64_MAX - 1000;
+  auto d = decide_range("bytes=0-+9, 20-,5-9, 5-9, 20-", size);
+  CHECK(d.outcome == RangeOutcome::whole);  // the ranges add up to more than the file
+  CHECK(d.ranges.empty());
+  auto one = decide_range("bytes=20-", size);
+  CHECK(one.outcome == RangeOutcome::partial);
+  CHECK(one.ranges.at(0).length == size - 20);
+}

@@ -92,3 +92,25 @@ put("init_json", "empty", "")
 
 for i, v in enumerate(["1000", "0", "9999999999", "10S", "5m", "99999999H", "1n", "-1", "90", " 3 ", "1.5"]):
     put("headers", "v%d" % i, v)
+
+# Filesystem REST parsers.
+for i, v in enumerate(["path=%2Fhome%2Fuser%2Fa+b.txt&username=user", "path=/a&path=/b", "path=%zz&x=1",
+                       "signature=v1_abc&signature_expiration=1700000000", "a;b=c&=&&k", "path=%E2%82%AC"]):
+    put("query", "q%d" % i, v)
+for i, v in enumerate(["bytes=0-99", "bytes=-5", "bytes=10-", "bytes=0-1,5-9, 20-", "bytes=5-1", "items=0-1",
+                       "bytes=0-0,-1", "bytes= 1 - 2 "]):
+    put("range", "r%d" % i, struct.pack("<I", (1000 << 1)) + v.encode())
+put("range", "huge", struct.pack("<I", 1) + b"bytes=9223372036854775800-")
+for i, v in enumerate(["gzip", "gzip;q=0.5, identity;q=0.4", "*;q=0", "identity;q=0", "br, deflate", "*",
+                       "gzip;q=0, *", "GZIP;Q=1.000"]):
+    put("accept_encoding", "a%d" % i, v)
+import gzip as _gz
+put("gzip", "hello", b"\x07" + _gz.compress(b"hello world" * 10))
+put("gzip", "two_members", b"\x03" + _gz.compress(b"a") + _gz.compress(b"b"))
+put("gzip", "bomb", b"\x40" + _gz.compress(b"\0" * (1 << 20)))
+mp = (b"multipart/form-data; boundary=XyZ\n"
+      b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"/home/user/a%22b.txt\"\r\n"
+      b"Content-Type: application/octet-stream\r\n\r\nhello\r\n--XyZ\r\n"
+      b"Content-Disposition: form-data; name=\"file\"; filename*=utf-8''%E2%82%AC.txt\r\n\r\n\r\n--XyZ--\r\n")
+put("multipart", "two_parts", b"\x05" + mp)
+put("multipart", "lf", b"\x03multipart/form-data; boundary=\"a b\"\n--a b\nContent-Disposition: form-data; name=file; filename=x\n\nbody\n--a b--\n")
