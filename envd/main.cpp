@@ -1,9 +1,12 @@
 // envd: the sandbox agent. Parses flags, wires the services into the router, and serves HTTP/1.1
 // and h2c on one port from a single event loop.
 #include <malloc.h>
+#include <sys/resource.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 
@@ -72,6 +75,22 @@ asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds 
   }
 }
 
+// Every connection and every process pipe is an fd; the soft limit a service starts with (1024
+// under systemd) is exhausted by ~1000 slow clients. Raise it to the hard limit, as Go's runtime
+// does for envd.
+void raise_open_files_limit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  auto before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    envd::log::warn("envd", std::string("cannot raise the open files limit: ") + std::strerror(errno));
+    return;
+  }
+  envd::log::debug("envd",
+                   "open files limit raised from " + std::to_string(before) + " to " + std::to_string(rl.rlim_cur));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +120,7 @@ int main(int argc, char** argv) {
   if (flags.verbose) level = envd::log::Level::debug;
   envd::log::init(level);
   std::signal(SIGPIPE, SIG_IGN);
+  raise_open_files_limit();
 
   asio::io_context io(1);
 
@@ -142,6 +162,12 @@ int main(int argc, char** argv) {
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
   ctx.config.max_header_bytes = flags.max_header_bytes;
+  ctx.config.read_timeout = flags.read_timeout;
+  ctx.config.read_min_progress_bytes = flags.read_min_progress_bytes;
+  ctx.config.max_header_count = flags.max_header_count;
+  ctx.config.h2_max_header_list_bytes = flags.h2_max_header_list_bytes;
+  ctx.config.h2_header_budget_bytes = flags.h2_header_budget_bytes;
+  ctx.config.h2_max_concurrent_streams = flags.h2_max_concurrent_streams;
   ctx.handler = [&router](envd::http::Exchange& ex) { return router.handle(ex); };
 
   tcp::acceptor acceptor(io);
