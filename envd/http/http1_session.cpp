@@ -133,8 +133,11 @@ class RequestParser final : public bhttp::basic_parser<true> {
 // byte at a time does not re-arm the deadline forever.
 class BodyClock {
  public:
+  // A body that delivers nothing for the idle timeout is idle too: the window is the shorter one.
   explicit BodyClock(const ServerConfig& cfg)
-      : window_(cfg.read_timeout), min_progress_(cfg.read_min_progress_bytes), left_(cfg.read_timeout) {}
+      : window_(std::min(cfg.read_timeout, cfg.idle_timeout)),
+        min_progress_(cfg.read_min_progress_bytes),
+        left_(window_) {}
 
   void arm(beast::tcp_stream& stream) {
     started_ = std::chrono::steady_clock::now();
