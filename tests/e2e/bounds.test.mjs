@@ -11,7 +11,9 @@ import {
 } from "./lib/envd.mjs";
 
 const MiB = 1024 * 1024;
-const sanitized = process.env.ENVD_SANITIZED === "ON";
+// ASan keeps freed memory in quarantine and pads every allocation: peak RSS says nothing there, so
+// the memory figures are checked in the release build only (the attacks and answers in both).
+const memoryBounded = process.env.ENVD_SANITIZED !== "ON";
 
 function statusKb(pid, field) {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -95,7 +97,7 @@ describe("HTTP/2 decoded headers (default limits)", () => {
     await c.untilFrames((fs) => answered(fs).size >= ids.length, 20000, "an answer (HEADERS or RST_STREAM) on every stream");
     const grown = peakBytes(envd.pid) - base;
     t.diagnostic(`peak RSS growth ${mib(grown)}`);
-    assert.ok(grown < 32 * MiB, `${wire.length} bytes sent for 300 MiB of decoded headers grew peak RSS by ${mib(grown)} (want < 32 MiB)`);
+    if (memoryBounded) assert.ok(grown < 32 * MiB, `${wire.length} bytes sent for 300 MiB of decoded headers grew peak RSS by ${mib(grown)} (want < 32 MiB)`);
     // Over the per-request list (64 KiB): 431, not served.
     const heads = c.frames().filter((f) => f.type === H2.HEADERS);
     assert.ok(heads.length > 0 && heads.every((f) => statusOf(f) === 431), `statuses: ${[...new Set(heads.map(statusOf))]}`);
@@ -113,7 +115,7 @@ describe("HTTP/2 decoded headers (default limits)", () => {
     await c.untilFrames((fs) => answered(fs).size >= 50, 20000, "an answer on every stream");
     const grown = peakBytes(envd.pid) - base;
     t.diagnostic(`peak RSS growth ${mib(grown)}`);
-    assert.ok(grown < 16 * MiB, `50 × 20,000 fields grew peak RSS by ${mib(grown)} (want < 16 MiB)`);
+    if (memoryBounded) assert.ok(grown < 16 * MiB, `50 × 20,000 fields grew peak RSS by ${mib(grown)} (want < 16 MiB)`);
     const heads = c.frames().filter((f) => f.type === H2.HEADERS);
     assert.ok(heads.length === 50 && heads.every((f) => statusOf(f) === 431), `statuses: ${heads.map(statusOf)}`);
     c.sock.destroy();
@@ -124,10 +126,13 @@ describe("HTTP/2 decoded headers (default limits)", () => {
     const big = Buffer.concat(Array.from({ length: 15 }, (_, k) => hpack.literal(`x-h${k}`, "b".repeat(4000))));
     const out = [];
     for (let i = 0; i < 300; i++) out.push(h2HeaderFrames(1 + 2 * i, Buffer.concat([postEcho(), big])));
-    c.sock.write(Buffer.concat(out));
     // Active streams answer nothing (their handlers wait for a body); refused ones get RST_STREAM.
-    await c.untilFrames((fs) => fs.filter((f) => f.type === H2.RST_STREAM).length >= 1, 10000, "a refused stream");
-    await delay(200); // let the rest of the frames be processed
+    // The PING after them is acknowledged once every HEADERS before it was processed (and the
+    // RST_STREAMs it caused are queued in the same write).
+    out.push(h2Frame(H2.PING, 0, 0, Buffer.from("bounds01")));
+    c.sock.write(Buffer.concat(out));
+    await c.untilFrames((fs) => fs.some((f) => f.type === H2.PING && f.flags & H2.ACK), 20000, "the PING ACK");
+    await delay(100);
     const refused = c.frames().filter((f) => f.type === H2.RST_STREAM && rstCode(f) === H2.REFUSED_STREAM).map((f) => f.streamId);
     const admitted = 300 - refused.length;
     const perStream = 15 * (4000 + 4 + 32) + 5 * 40;
@@ -270,7 +275,7 @@ describe("HTTP/1.1 heads and bodies (--idle-timeout-ms 400)", () => {
     await Promise.all(conns.map((c) => c.waitClosed(10000)));
     const grown = peakBytes(envd.pid) - base;
     t.diagnostic(`peak RSS growth ${mib(grown)}`);
-    assert.ok(grown < 48 * MiB, `30 × ${mib(req.length)} heads grew peak RSS by ${mib(grown)} (want < 48 MiB)`);
+    if (memoryBounded) assert.ok(grown < 48 * MiB, `30 × ${mib(req.length)} heads grew peak RSS by ${mib(grown)} (want < 48 MiB)`);
   });
 
   it("10 heads of 262,144 tiny fields (1 MiB) → 431 at --max-header-count, peak RSS grows < 24 MiB", { timeout: 30000 }, async (t) => {
@@ -286,7 +291,7 @@ describe("HTTP/1.1 heads and bodies (--idle-timeout-ms 400)", () => {
     }
     const grown = peakBytes(envd.pid) - base;
     t.diagnostic(`peak RSS growth ${mib(grown)}`);
-    assert.ok(grown < 24 * MiB, `10 × 1 MiB of tiny fields grew peak RSS by ${mib(grown)} (want < 24 MiB)`);
+    if (memoryBounded) assert.ok(grown < 24 * MiB, `10 × 1 MiB of tiny fields grew peak RSS by ${mib(grown)} (want < 24 MiB)`);
   });
 
   it("257 header fields → 431; 200 → served", async () => {
@@ -384,7 +389,9 @@ describe("open files", () => {
     }
   });
 
-  it("out of fds (prlimit 64:64, 100 idle connections): one 'accept failed' line per episode; /health answers once fds free up", { timeout: 20000 }, async () => {
+  // UBSan's vptr check probes memory through a pipe: out of fds it reports a false error and exits.
+  const skip = memoryBounded ? false : "UBSan cannot run its checks without a free fd";
+  it("out of fds (prlimit 64:64, 100 idle connections): one 'accept failed' line per episode; /health answers once fds free up", { timeout: 20000, skip }, async () => {
     const d = await startEnvd({ prefix: ["prlimit", "--nofile=64:64", "--"] });
     try {
       const conns = [];
