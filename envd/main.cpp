@@ -26,6 +26,7 @@
 #include "envd/http/server.h"
 #include "envd/log.h"
 #include "envd/metrics.h"
+#include "envd/open_files.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "fs/filesystem_service.h"
@@ -77,18 +78,16 @@ asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds 
 
 // Every connection and every process pipe is an fd; the soft limit a service starts with (1024
 // under systemd) is exhausted by ~1000 slow clients. Raise it to the hard limit, as Go's runtime
-// does for envd.
+// does for envd (children get the original back: envd/open_files.h).
 void raise_open_files_limit() {
-  struct rlimit rl {};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  auto before = rl.rlim_cur;
-  rl.rlim_cur = rl.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    envd::log::warn("envd", std::string("cannot raise the open files limit: ") + std::strerror(errno));
-    return;
+  if (int err = envd::open_files::raise_to_hard(); err != 0) {
+    envd::log::warn("envd", std::string("cannot raise the open files limit: ") + std::strerror(err));
+  } else if (envd::open_files::raised) {
+    struct rlimit now {};
+    ::getrlimit(RLIMIT_NOFILE, &now);
+    envd::log::debug("envd", "open files limit raised from " + std::to_string(envd::open_files::original.rlim_cur) +
+                                 " to " + std::to_string(now.rlim_cur));
   }
-  envd::log::debug("envd",
-                   "open files limit raised from " + std::to_string(before) + " to " + std::to_string(rl.rlim_cur));
 }
 
 }  // namespace

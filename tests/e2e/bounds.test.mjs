@@ -6,7 +6,7 @@ import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import {
-  it, startEnvd, waitFor, delay, h1Request, h1Bytes, rawConnect, parseH1Responses,
+  it, startEnvd, waitFor, delay, h1Request, h1Bytes, rawConnect, parseH1Responses, envelope, parseConnectStream,
   H2, H2_PREFACE, h2Frame, h2HeaderFrames, h2Status, hpack, parseH2Frames,
 } from "./lib/envd.mjs";
 
@@ -379,11 +379,17 @@ describe("HTTP/1.1 framing", () => {
 });
 
 describe("open files", () => {
-  it("the soft RLIMIT_NOFILE is raised to the hard limit at start (prlimit 64:4096 → 4096)", async () => {
+  it("the soft RLIMIT_NOFILE is raised to the hard limit at start (prlimit 64:4096 → 4096); started processes get 64 back, as under Go's envd", async () => {
     const d = await startEnvd({ prefix: ["prlimit", "--nofile=64:4096", "--"] });
     try {
       const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${d.pid}/limits`, "utf8"));
       assert.equal(Number(m[1]), 4096, `soft limit ${m[1]}, hard ${m[2]}`);
+      const req = JSON.stringify({ process: { cmd: "/bin/sh", args: ["-c", "ulimit -n; ulimit -Hn"] } });
+      const r = await h1Request(d.port, { path: "/process.Process/Start", headers: { "content-type": "application/connect+json" }, body: envelope(0, req) });
+      const { messages, end } = parseConnectStream(r.body);
+      assert.equal(end?.error, undefined, JSON.stringify(end));
+      const out = messages.map((x) => Buffer.from(x.event?.data?.stdout ?? "", "base64").toString()).join("");
+      assert.equal(out, "64\n4096\n");
     } finally {
       await d.stop();
     }
