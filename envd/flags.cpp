@@ -43,6 +43,19 @@ std::string usage() {
          "  --idle-timeout-ms N     close idle connections after N ms (default 640000)\n"
          "  --max-message-bytes N   largest RPC request message (default 33554432)\n"
          "  --max-header-bytes N    largest request header block (default 1048576)\n"
+         // --- transport bounds (issue 7) ---
+         "  --max-header-count N    most header fields in one request, HTTP/1.1 or h2 (default 256)\n"
+         "  --read-timeout-ms N     a request head must arrive whole within N ms of its first byte, and\n"
+         "                          a request body must deliver --read-min-progress-bytes within every\n"
+         "                          N ms spent waiting for it; else the connection closes (default 60000,\n"
+         "                          used as the idle timeout when that is shorter)\n"
+         "  --read-min-progress-bytes N  body bytes that re-arm --read-timeout-ms (default 1024)\n"
+         "  --h2-max-header-list-bytes N largest decoded header list of one h2 request, counted as\n"
+         "                          name + value + 32 per field (default 65536; also <= --max-header-bytes)\n"
+         "  --h2-header-budget-bytes N   decoded header bytes one h2 connection may hold over its open\n"
+         "                          streams; a stream past it is refused (default 4194304)\n"
+         "  --h2-max-concurrent-streams N  SETTINGS_MAX_CONCURRENT_STREAMS (default 250)\n"
+         // --- end transport bounds ---
          "  --default-user NAME     user for requests that name none, until /init defaultUser (default root)\n"
          "  --default-workdir PATH  working directory for requests that name none, until /init defaultWorkdir\n"
          "                          (default: the user's home)\n"
@@ -122,6 +135,24 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
          return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;
        }},
   };
+  // --- transport bounds (issue 7) ---
+  values["read-timeout-ms"] = millis(out.read_timeout, 1, 100ull * 24 * 3600 * 1000);
+  values["read-min-progress-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.read_min_progress_bytes, 1ull << 30) && out.read_min_progress_bytes > 0;
+  };
+  values["max-header-count"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_header_count, 1ull << 20) && out.max_header_count >= 8;
+  };
+  values["h2-max-header-list-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.h2_max_header_list_bytes, 64ull << 20) && out.h2_max_header_list_bytes >= 1024;
+  };
+  values["h2-header-budget-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.h2_header_budget_bytes, 1ull << 32) && out.h2_header_budget_bytes >= 1024;
+  };
+  values["h2-max-concurrent-streams"] = [&](const std::string& v) {
+    return parse_uint(v, out.h2_max_concurrent_streams, 100000) && out.h2_max_concurrent_streams > 0;
+  };
+  // --- end transport bounds ---
   // --- process service (issue 4) ---
   values["process-retention-ms"] = [&](const std::string& v) {
     std::uint64_t ms = 0;

@@ -26,6 +26,14 @@ struct Flags {
   std::chrono::milliseconds idle_timeout{640'000};
   std::size_t max_message_bytes = 32u << 20;
   std::size_t max_header_bytes = 1u << 20;
+  // --- transport bounds (issue 7) ---
+  std::chrono::milliseconds read_timeout{60'000};    // a request head whole / a body read's progress window
+  std::size_t read_min_progress_bytes = 1024;        // body bytes per read-timeout window that re-arm it
+  std::size_t max_header_count = 256;                // header fields per request (HTTP/1.1 and h2)
+  std::size_t h2_max_header_list_bytes = 64u << 10;  // decoded header list per h2 request
+  std::size_t h2_header_budget_bytes = 4u << 20;     // decoded headers held per h2 connection
+  std::uint32_t h2_max_concurrent_streams = 250;
+  // --- end transport bounds ---
   std::string default_user = "root";  // until /init defaultUser
   std::string default_workdir;        // until /init defaultWorkdir; empty: the user's home
   std::chrono::milliseconds metrics_interval{2000};

@@ -75,3 +75,33 @@ TEST_CASE("flags: process service (retention, subscriber stall)") {
   CHECK(parse_flags({"--subscriber-stall-ms", "0"}, f).has_value());
   CHECK(parse_flags({"--process-retention-ms", "x"}, f).has_value());
 }
+
+TEST_CASE("flags: transport bounds (issue 7)") {
+  Flags f;
+  CHECK(f.read_timeout == std::chrono::milliseconds(60'000));
+  CHECK(f.read_min_progress_bytes == 1024);
+  CHECK(f.max_header_count == 256);
+  CHECK(f.h2_max_header_list_bytes == 64u * 1024);
+  CHECK(f.h2_header_budget_bytes == 4u << 20);
+  CHECK(f.h2_max_concurrent_streams == 250);
+  CHECK_FALSE(parse_flags(
+      {"--read-timeout-ms", "300", "--read-min-progress-bytes=64", "--max-header-count", "100",
+       "--h2-max-header-list-bytes", "8192", "--h2-header-budget-bytes", "65536", "--h2-max-concurrent-streams", "100"},
+      f));
+  CHECK(f.read_timeout == std::chrono::milliseconds(300));
+  CHECK(f.read_min_progress_bytes == 64);
+  CHECK(f.max_header_count == 100);
+  CHECK(f.h2_max_header_list_bytes == 8192);
+  CHECK(f.h2_header_budget_bytes == 65536);
+  CHECK(f.h2_max_concurrent_streams == 100);
+  Flags g;
+  CHECK(parse_flags({"--read-timeout-ms", "0"}, g).has_value());
+  CHECK(parse_flags({"--read-min-progress-bytes", "0"}, g).has_value());
+  CHECK(parse_flags({"--max-header-count", "2"}, g).has_value());
+  CHECK(parse_flags({"--h2-max-header-list-bytes", "10"}, g).has_value());
+  CHECK(parse_flags({"--h2-max-concurrent-streams", "0"}, g).has_value());
+  for (auto name : {"max-header-count", "read-timeout-ms", "read-min-progress-bytes", "h2-max-header-list-bytes",
+                    "h2-header-budget-bytes", "h2-max-concurrent-streams"}) {
+    CHECK_MESSAGE(usage().find(std::string("--") + name + " ") != std::string::npos, name);
+  }
+}

@@ -1,9 +1,12 @@
 // envd: the sandbox agent. Parses flags, wires the services into the router, and serves HTTP/1.1
 // and h2c on one port from a single event loop.
 #include <malloc.h>
+#include <sys/resource.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <iostream>
 
@@ -23,6 +26,7 @@
 #include "envd/http/server.h"
 #include "envd/log.h"
 #include "envd/metrics.h"
+#include "envd/open_files.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "fs/filesystem_service.h"
@@ -72,6 +76,20 @@ asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds 
   }
 }
 
+// Every connection and every process pipe is an fd; the soft limit a service starts with (1024
+// under systemd) is exhausted by ~1000 slow clients. Raise it to the hard limit, as Go's runtime
+// does for envd (children get the original back: envd/open_files.h).
+void raise_open_files_limit() {
+  if (int err = envd::open_files::raise_to_hard(); err != 0) {
+    envd::log::warn("envd", std::string("cannot raise the open files limit: ") + std::strerror(err));
+  } else if (envd::open_files::raised) {
+    struct rlimit now {};
+    ::getrlimit(RLIMIT_NOFILE, &now);
+    envd::log::debug("envd", "open files limit raised from " + std::to_string(envd::open_files::original.rlim_cur) +
+                                 " to " + std::to_string(now.rlim_cur));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +119,7 @@ int main(int argc, char** argv) {
   if (flags.verbose) level = envd::log::Level::debug;
   envd::log::init(level);
   std::signal(SIGPIPE, SIG_IGN);
+  raise_open_files_limit();
 
   asio::io_context io(1);
 
@@ -142,6 +161,12 @@ int main(int argc, char** argv) {
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
   ctx.config.max_header_bytes = flags.max_header_bytes;
+  ctx.config.read_timeout = flags.read_timeout;
+  ctx.config.read_min_progress_bytes = flags.read_min_progress_bytes;
+  ctx.config.max_header_count = flags.max_header_count;
+  ctx.config.h2_max_header_list_bytes = flags.h2_max_header_list_bytes;
+  ctx.config.h2_header_budget_bytes = flags.h2_header_budget_bytes;
+  ctx.config.h2_max_concurrent_streams = flags.h2_max_concurrent_streams;
   ctx.handler = [&router](envd::http::Exchange& ex) { return router.handle(ex); };
 
   tcp::acceptor acceptor(io);

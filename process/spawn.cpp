@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "envd/open_files.h"
 #include "pty/pty.h"
 
 namespace envd::process {
@@ -121,6 +122,7 @@ int lift_fd(int fd) {
     if (max > 65536) max = 65536;
     for (int fd = 3; fd < max; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
+  envd::open_files::restore_in_child();  // the limit envd was started with, not the raised one
 
   if (req.adjust_priority) {
     // The wrapper's effects, best effort (envd's wrapper stops on failure; we carry on).

@@ -8,10 +8,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cstring>
 
 #include "envd/base64.h"
 #include "envd/http/event.h"
@@ -59,14 +60,124 @@ std::string canonical_name(std::string_view lower) {
   return out;
 }
 
+// Parses a request straight into our RequestHead (no second copy of the fields in a Beast
+// message), counts fields as they are parsed (a head of 262k tiny fields fails at the cap, not
+// after it was stored), and hands body bytes to the buffer read_body() points it at.
+class RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  explicit RequestParser(std::size_t max_count) : max_count_(max_count) {}
+
+  RequestHead head;
+  std::size_t host_fields = 0;
+  std::size_t te_fields = 0;
+  std::string transfer_encoding;  // all Transfer-Encoding fields, joined with ','
+  // Where body bytes go; space shrinks as they arrive.
+  char* out = nullptr;
+  std::size_t space = 0;
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view method, beast::string_view target, int version,
+                       boost::system::error_code&) override {
+    head.method.assign(method.data(), method.size());
+    head.target.assign(target.data(), target.size());
+    auto q = head.target.find('?');
+    head.path = head.target.substr(0, q);
+    if (q != std::string::npos) head.query = head.target.substr(q + 1);
+    head.version = version;
+  }
+  void on_response_impl(int, beast::string_view, int, boost::system::error_code& ec) override {
+    ec = bhttp::error::bad_method;
+  }
+  void on_field_impl(bhttp::field f, beast::string_view name, beast::string_view value,
+                     boost::system::error_code& ec) override {
+    if (++count_ > max_count_) {
+      ec = bhttp::error::header_limit;
+      return;
+    }
+    if (f == bhttp::field::host) ++host_fields;
+    if (f == bhttp::field::transfer_encoding) {
+      if (te_fields++ > 0) transfer_encoding += ',';
+      transfer_encoding.append(value.data(), value.size());
+    }
+    head.headers.emplace_back(to_lower({name.data(), name.size()}), std::string(value.data(), value.size()));
+  }
+  void on_header_impl(boost::system::error_code&) override {
+    head.headers.shrink_to_fit();  // the head lives as long as the request (a whole stream)
+  }
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, boost::system::error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, boost::system::error_code& ec) override {
+    return take({body.data(), body.size()}, ec);
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, boost::system::error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, boost::system::error_code& ec) override {
+    return take({body.data(), body.size()}, ec);
+  }
+  void on_finish_impl(boost::system::error_code&) override {}
+
+  std::size_t take(std::string_view body, boost::system::error_code& ec) {
+    std::size_t n = std::min(body.size(), space);
+    if (n > 0) std::memcpy(out, body.data(), n);
+    out += n;
+    space -= n;
+    if (n < body.size()) ec = bhttp::error::need_buffer;  // the caller reads on with a new buffer
+    return n;
+  }
+
+  std::size_t max_count_;
+  std::size_t count_ = 0;
+};
+
+// Read deadline of a request body (--read-timeout-ms, --read-min-progress-bytes): only time spent
+// waiting in a read counts, so a handler that is slow to ask for more is not charged; each window
+// of read_timeout must deliver min_progress bytes (or the rest of the body), so a body trickled a
+// byte at a time does not re-arm the deadline forever.
+class BodyClock {
+ public:
+  // A body that delivers nothing for the idle timeout is idle too: the window is the shorter one.
+  explicit BodyClock(const ServerConfig& cfg)
+      : window_(std::min(cfg.read_timeout, cfg.idle_timeout)),
+        min_progress_(cfg.read_min_progress_bytes),
+        left_(window_) {}
+
+  void arm(beast::tcp_stream& stream) {
+    started_ = std::chrono::steady_clock::now();
+    stream.expires_after(left_);
+  }
+  void account(beast::tcp_stream& stream, std::size_t got) {
+    stream.expires_never();
+    left_ -= std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+    progress_ += got;
+    if (progress_ >= min_progress_) {
+      progress_ = 0;
+      left_ = window_;
+    }
+  }
+
+ private:
+  std::chrono::milliseconds window_;
+  std::size_t min_progress_;
+  std::chrono::milliseconds left_;
+  std::size_t progress_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// A malformed body (bad chunk framing), as opposed to a client gone or a timeout.
+bool is_parse_error(const boost::system::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+         ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream;
+}
+
+asio::awaitable<void> write_plain_error(tcp::socket& sock, int status, std::string_view reason);
+
 class Http1Exchange final : public Exchange {
  public:
-  Http1Exchange(beast::tcp_stream& stream, beast::flat_buffer& buf, bhttp::request_parser<bhttp::buffer_body>& parser,
-                RequestHead head, bool keep_alive)
+  Http1Exchange(beast::tcp_stream& stream, beast::flat_buffer& buf, RequestParser& parser, RequestHead head,
+                bool keep_alive, const ServerConfig& cfg)
       : stream_(stream),
         buf_(buf),
         parser_(parser),
         head_(std::move(head)),
+        clock_(cfg),
         watch_done_(stream.get_executor()),
         keep_alive_(keep_alive) {
     body_done_ = parser_.is_done();
@@ -93,18 +204,24 @@ class Http1Exchange final : public Exchange {
     out.resize(old + max_bytes);
     std::size_t got = 0;
     while (got == 0 && !parser_.is_done()) {
-      auto& body = parser_.get().body();
-      body.data = out.data() + old;
-      body.size = max_bytes;
+      parser_.out = out.data() + old;
+      parser_.space = max_bytes;
       boost::system::error_code ec;
-      stream_.expires_after(idle_timeout_);
+      clock_.arm(stream_);
       co_await bhttp::async_read_some(stream_, buf_, parser_, asio::redirect_error(asio::use_awaitable, ec));
-      stream_.expires_never();
-      got = max_bytes - parser_.get().body().size;
+      got = max_bytes - parser_.space;
+      clock_.account(stream_, got);
       if (ec == bhttp::error::need_buffer) ec = {};
       if (ec) {
         out.resize(old);
         body_failed_ = true;
+        if (is_parse_error(ec) && !head_sent_) {
+          // A malformed body is the client's error: say so (400) before closing.
+          log::debug("http", "bad HTTP/1.1 request body: " + ec.message());
+          head_sent_ = true;
+          response_status_ = 400;
+          co_await write_plain_error(stream_.socket(), 400, "Bad Request");
+        }
         mark_closed();
         co_return BodyRead::error;
       }
@@ -202,8 +319,6 @@ class Http1Exchange final : public Exchange {
     co_return !closed_;
   }
 
-  std::chrono::milliseconds idle_timeout_{640'000};
-
  private:
   void mark_closed() {
     closed_ = true;
@@ -272,8 +387,9 @@ class Http1Exchange final : public Exchange {
 
   beast::tcp_stream& stream_;
   beast::flat_buffer& buf_;
-  bhttp::request_parser<bhttp::buffer_body>& parser_;
+  RequestParser& parser_;
   RequestHead head_;
+  BodyClock clock_;
   Event watch_done_;
   asio::cancellation_signal watch_cancel_;
   bool keep_alive_;
@@ -288,27 +404,37 @@ class Http1Exchange final : public Exchange {
   bool stop_watching_ = false;
 };
 
-RequestHead make_head(const bhttp::request_parser<bhttp::buffer_body>& parser) {
-  const auto& req = parser.get();
-  RequestHead head;
-  head.method = std::string(req.method_string());
-  head.target = std::string(req.target());
-  auto q = head.target.find('?');
-  head.path = head.target.substr(0, q);
-  if (q != std::string::npos) head.query = head.target.substr(q + 1);
-  head.version = static_cast<int>(req.version());
-  // Exact size: the head lives as long as the request (a whole stream).
-  head.headers.reserve(static_cast<std::size_t>(std::distance(req.begin(), req.end())));
-  for (const auto& f : req) head.headers.emplace_back(to_lower(f.name_string()), std::string(f.value()));
-  return head;
+bool is_h2c_upgrade(const RequestHead& req) {
+  auto upgrade = req.header("upgrade");
+  auto connection = req.header("connection");
+  return upgrade && connection && req.header("http2-settings") && token_list_contains(*upgrade, "h2c") &&
+         token_list_contains(*connection, "upgrade") && token_list_contains(*connection, "http2-settings");
 }
 
-bool is_h2c_upgrade(const bhttp::request<bhttp::buffer_body>& req) {
-  auto upgrade = req.find(bhttp::field::upgrade);
-  auto connection = req.find(bhttp::field::connection);
-  return upgrade != req.end() && connection != req.end() && req.find("http2-settings") != req.end() &&
-         token_list_contains(upgrade->value(), "h2c") && token_list_contains(connection->value(), "upgrade") &&
-         token_list_contains(connection->value(), "http2-settings");
+// Framing checks Beast leaves to us (RFC 9112 §3.2, §6.1, §6.3). Returns the status to refuse the
+// request with (the connection then closes), or 0.
+int framing_error(const RequestParser& p) {
+  // Host: exactly one on HTTP/1.1; never two (HTTP/1.0 may omit it), as Go's server.
+  if (p.host_fields > 1 || (p.head.version >= 11 && p.host_fields == 0)) return 400;
+  if (p.te_fields == 0) return 0;
+  // An HTTP/1.0 message with Transfer-Encoding has faulty framing.
+  if (p.head.version < 11) return 400;
+  std::vector<std::string> codings;
+  std::string_view rest = p.transfer_encoding;
+  while (true) {
+    auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) codings.push_back(to_lower(item));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  // The body length cannot be known unless chunked is the final coding: 400. Codings before it
+  // (gzip, chunked) are not implemented: 501, as Go's server answers.
+  if (codings.empty() || codings.back() != "chunked") return 400;
+  if (codings.size() > 1) return 501;
+  return 0;
 }
 
 asio::awaitable<void> write_plain_error(tcp::socket& sock, int status, std::string_view reason) {
@@ -326,36 +452,47 @@ namespace {
 // The h2c upgrade (RFC 7540 §3.2): reads the (small) request body over HTTP/1.1, answers 101 and
 // serves HTTP/2 on the connection with the request as stream 1. Returns false when it answered an
 // error instead. Its own coroutine, so serve_http1's long-lived frame does not carry its locals.
-asio::awaitable<bool> upgrade_to_h2c(beast::tcp_stream& stream, beast::flat_buffer& buf,
-                                     bhttp::request_parser<bhttp::buffer_body>& parser, ServerContext& ctx) {
+asio::awaitable<bool> upgrade_to_h2c(beast::tcp_stream& stream, beast::flat_buffer& buf, RequestParser& parser,
+                                     ServerContext& ctx) {
   boost::system::error_code ec;
-  RequestHead head = make_head(parser);
-  auto settings = base64_decode(*head.header("http2-settings"), Base64::url_unpadded);
-  UpgradedRequest up{std::move(head), {}, settings.value_or("")};
+  auto settings = base64_decode(*parser.head.header("http2-settings"), Base64::url_unpadded);
+  // The head moves on to stream 1: it is held once, not also in the parser.
+  UpgradedRequest up{std::move(parser.head), {}, settings.value_or("")};
   bool ok = settings.has_value();
-  // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body.
+  // Read the whole (small) body over HTTP/1.1 before switching; it becomes stream 1's body. Its
+  // reads have the same deadline as any request body's.
+  BodyClock clock(ctx.config);
   constexpr std::size_t kStep = 16 * 1024;
   while (ok && !parser.is_done()) {
     std::size_t old = up.body.size();
     up.body.resize(old + kStep);
-    parser.get().body().data = up.body.data() + old;
-    parser.get().body().size = kStep;
+    parser.out = up.body.data() + old;
+    parser.space = kStep;
+    clock.arm(stream);
     co_await bhttp::async_read_some(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+    clock.account(stream, kStep - parser.space);
     if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) co_return true;  // the client is gone: nothing to answer
-    up.body.resize(old + kStep - parser.get().body().size);
+    up.body.resize(old + kStep - parser.space);
+    if (ec) {
+      if (is_parse_error(ec)) co_await write_plain_error(stream.socket(), 400, "Bad Request");
+      co_return false;  // the client is gone, too slow, or sent a malformed body
+    }
     if (up.body.size() > ctx.config.upgrade_body_limit) ok = false;
   }
   if (!ok) {
     co_await write_plain_error(stream.socket(), settings ? 413 : 400, settings ? "Payload Too Large" : "Bad Request");
     co_return false;
   }
+  up.body.shrink_to_fit();
   static constexpr std::string_view k101 =
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
   co_await asio::async_write(stream.socket(), asio::buffer(k101.data(), k101.size()),
                              asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return true;
   std::string rest(static_cast<const char*>(buf.data().data()), buf.size());
+  // serve_http1's frame (and this buffer) lives as long as the HTTP/2 connection: empty it.
+  buf.consume(buf.size());
+  buf.shrink_to_fit();
   co_await serve_http2(stream.release_socket(), std::move(rest), ctx, std::move(up));
   co_return true;
 }
@@ -390,13 +527,25 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     std::string().swap(initial);  // a parameter lives in the frame for the connection's life
   }
   for (;;) {
-    bhttp::request_parser<bhttp::buffer_body> parser;
+    RequestParser parser(ctx.config.max_header_count);
     parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(ctx.config.max_header_bytes, UINT32_MAX)));
     parser.body_limit(boost::none);  // bodies are streamed; the RPC layer limits messages
     boost::system::error_code ec;
-    stream.expires_after(ctx.config.idle_timeout);
+    if (buf.size() == 0) {
+      // Between requests: wait for the next one's first byte up to the idle timeout...
+      stream.expires_after(ctx.config.idle_timeout);
+      std::size_t n = co_await stream.async_read_some(buf.prepare(1024), asio::redirect_error(asio::use_awaitable, ec));
+      stream.expires_never();
+      if (ec) break;
+      buf.commit(n);
+    }
+    // ...then the whole head must arrive within the read timeout (a head trickled a byte at a
+    // time does not re-arm it).
+    stream.expires_after(std::min(ctx.config.read_timeout, ctx.config.idle_timeout));
     co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
     stream.expires_never();
+    // The buffer grew to hold the head; what is left is at most the start of the body.
+    if (buf.capacity() > 64 * 1024 && buf.size() < 16 * 1024) buf.shrink_to_fit();
     if (ec) {
       if (ec == bhttp::error::header_limit) {
         co_await write_plain_error(stream.socket(), 431, "Request Header Fields Too Large");
@@ -408,18 +557,20 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
       }
       break;
     }
-    bool keep_alive = parser.get().keep_alive();
+    if (int status = framing_error(parser)) {
+      log::debug("http", "refused HTTP/1.1 request framing (" + std::to_string(status) + ")");
+      co_await write_plain_error(stream.socket(), status, status == 501 ? "Not Implemented" : "Bad Request");
+      break;
+    }
+    bool keep_alive = parser.keep_alive();
 
-    if (is_h2c_upgrade(parser.get())) {
+    if (is_h2c_upgrade(parser.head)) {
       // Hands the connection to HTTP/2 (then returns true) or answers an error.
       if (co_await upgrade_to_h2c(stream, buf, parser, ctx)) co_return;
       break;
     }
-    // The head is built straight into the exchange (a named local would sit in this frame), and
-    // the parser's own copy of the fields is not needed for reading the body.
-    Http1Exchange ex(stream, buf, parser, make_head(parser), keep_alive);
-    parser.get().clear();
-    ex.idle_timeout_ = ctx.config.idle_timeout;
+    // The head moves into the exchange: the parser keeps no copy of the fields.
+    Http1Exchange ex(stream, buf, parser, std::move(parser.head), keep_alive, ctx.config);
     try {
       co_await ctx.handler(ex);
     } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 // watermark and then suspend the writer), trailers, and stream 1 from an `Upgrade: h2c`.
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -43,6 +44,11 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   bool closed() const override { return closed_; }
 
   void release_eof();
+  // Drops the request head once nothing needs it (handler done, or refused before it ran) and
+  // returns its bytes to the connection's header budget.
+  void release_head();
+  // The handler is running: the stream is in use even while nothing moves on it.
+  bool active() const { return handler_started_ && !handler_done_; }
 
   void mark_closed() {
     closed_ = true;
@@ -53,8 +59,13 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   std::shared_ptr<Http2Session> session_;
   std::int32_t id_;
   RequestHead head_;
-  std::size_t header_bytes_ = 0;
-  bool header_too_large_ = false;
+  std::size_t header_bytes_ = 0;  // decoded (name + value + 32 per field), refused or not
+  std::size_t header_count_ = 0;
+  std::size_t charged_ = 0;        // bytes of head_ counted against the connection budget
+  bool header_too_large_ = false;  // over the per-request limits: 431
+  bool header_refused_ = false;    // over the connection's budget: REFUSED_STREAM
+  bool handler_started_ = false;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
   // request body
   std::string in_;
   std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
@@ -78,6 +89,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
       : socket_(std::move(socket)),
         ctx_(ctx),
         want_write_(socket_.get_executor()),
+        writer_done_(socket_.get_executor()),
         idle_timer_(socket_.get_executor()) {}
 
   ~Http2Session() {
@@ -87,6 +99,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::awaitable<void> run(std::string initial, std::optional<UpgradedRequest> upgraded);
 
   void signal_write() { want_write_.pulse(); }
+  void uncharge_headers(std::size_t n) { header_bytes_ -= std::min(n, header_bytes_); }
   bool dead() const { return dead_; }
   nghttp2_session* raw() { return session_; }
   const ServerContext& ctx() const { return ctx_; }
@@ -101,6 +114,7 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::awaitable<void> reader(std::string initial);
   asio::awaitable<void> writer();
   asio::awaitable<void> idle_watchdog();
+  void reap_streams(std::chrono::steady_clock::time_point now);
   void start_handler(const std::shared_ptr<H2Stream>& stream);
   void spawn_handler(const std::shared_ptr<H2Stream>& stream);
   bool feed(const char* data, std::size_t n);
@@ -123,9 +137,12 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
   Event want_write_;
+  Event writer_done_;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  std::size_t header_bytes_ = 0;  // decoded request headers held by this connection's streams
   bool dead_ = false;
+  bool fatal_ = false;  // a receive error ended the session: GOAWAY goes out before the close
 };
 
 // ---------------------------------------------------------------- H2Stream
@@ -226,6 +243,15 @@ void H2Stream::release_eof() {
   session_->signal_write();
 }
 
+void H2Stream::release_head() {
+  session_->uncharge_headers(charged_);
+  charged_ = 0;
+  // Swapped out, not cleared: the capacity goes too.
+  RequestHead().headers.swap(head_.headers);
+  std::string().swap(head_.target);
+  std::string().swap(head_.query);
+}
+
 // ---------------------------------------------------------------- Http2Session
 
 ssize_t Http2Session::read_response(nghttp2_session* session, std::int32_t stream_id, std::uint8_t* buf,
@@ -244,6 +270,7 @@ ssize_t Http2Session::read_response(nghttp2_session* session, std::int32_t strea
     }
   }
   s->out_bytes_ -= n;
+  if (n > 0) s->last_progress_ = std::chrono::steady_clock::now();
   if (n > 0 && s->out_bytes_ <= s->session_->ctx().config.write_high_watermark / 2) s->io_.pulse();
   if (s->out_.empty() && s->out_eof_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -278,12 +305,24 @@ int Http2Session::on_header(nghttp2_session* session, const nghttp2_frame* frame
   auto* self = static_cast<Http2Session*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers ignored
   H2Stream* s = self->find(frame->hd.stream_id);
-  if (!s) return 0;
-  s->header_bytes_ += namelen + valuelen + 32;
-  if (s->header_bytes_ > self->ctx_.config.max_header_bytes) {
+  if (!s || s->header_too_large_ || s->header_refused_) return 0;
+  // Counted as decoded, not as sent: a 1-byte HPACK index can stand for a 4 KiB table entry.
+  const auto& cfg = self->ctx_.config;
+  std::size_t cost = namelen + valuelen + 32;
+  s->header_bytes_ += cost;
+  if (s->header_bytes_ > std::min(cfg.max_header_bytes, cfg.h2_max_header_list_bytes) ||
+      ++s->header_count_ > cfg.max_header_count) {
     s->header_too_large_ = true;
+    s->release_head();
     return 0;
   }
+  if (self->header_bytes_ + cost > cfg.h2_header_budget_bytes) {
+    s->header_refused_ = true;
+    s->release_head();
+    return 0;
+  }
+  self->header_bytes_ += cost;
+  s->charged_ += cost;
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string v(reinterpret_cast<const char*>(value), valuelen);
   if (n == ":method") {
@@ -305,9 +344,15 @@ int Http2Session::on_frame_recv(nghttp2_session* session, const nghttp2_frame* f
   auto* self = static_cast<Http2Session*>(user);
   H2Stream* s = self->find(frame->hd.stream_id);
   if (!s) return 0;
+  s->last_progress_ = std::chrono::steady_clock::now();
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     s->head_.headers.shrink_to_fit();  // the head lives as long as the request (a whole stream)
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->in_end_ = true;
+    if (s->header_refused_) {
+      // The connection holds its budget of headers in other streams: the client may retry later.
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id_, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
     if (s->header_too_large_) {
       nghttp2_nv nv[] = {{(std::uint8_t*)":status", (std::uint8_t*)"431", 7, 3, NGHTTP2_NV_FLAG_NONE}};
       nghttp2_submit_response(session, s->id_, nv, 1, nullptr);
@@ -336,7 +381,8 @@ int Http2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t str
     nghttp2_session_consume_connection(self->session_, len);
     return 0;
   }
-  if (s->handler_done_) {
+  s->last_progress_ = std::chrono::steady_clock::now();
+  if (s->handler_done_ || !s->handler_started_) {
     nghttp2_session_consume(self->session_, stream_id, len);
     return 0;
   }
@@ -357,6 +403,7 @@ int Http2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std:
     nghttp2_session_consume_connection(self->session_, stream->in_unconsumed_);
     stream->in_unconsumed_ = 0;
   }
+  if (!stream->active()) stream->release_head();  // else when its handler ends
   stream->mark_closed();
   self->last_activity_ = std::chrono::steady_clock::now();
   return 0;
@@ -383,7 +430,8 @@ bool Http2Session::setup() {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.h2_max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg.h2_stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
-       static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX))},
+       static_cast<std::uint32_t>(
+           std::min({cfg.max_header_bytes, cfg.h2_max_header_list_bytes, std::size_t{UINT32_MAX}}))},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -393,6 +441,7 @@ bool Http2Session::setup() {
 
 void Http2Session::start_handler(const std::shared_ptr<H2Stream>& stream) {
   auto self = shared_from_this();
+  stream->handler_started_ = true;
   // Posted, not dispatched: co_spawn would otherwise run the handler inline, inside nghttp2's
   // mem_recv callback, before the rest of the bytes just read (e.g. the DATA frame that ends the
   // request) have been processed.
@@ -425,6 +474,8 @@ void Http2Session::spawn_handler(const std::shared_ptr<H2Stream>& stream) {
           self->signal_write();
         }
         stream->in_.clear();
+        stream->release_head();
+        stream->last_progress_ = std::chrono::steady_clock::now();
       },
       asio::detached);
 }
@@ -434,6 +485,12 @@ bool Http2Session::feed(const char* data, std::size_t n) {
   signal_write();
   if (rv < 0) {
     log::debug("http2", std::string("protocol error: ") + nghttp2_strerror(static_cast<int>(rv)));
+    // nghttp2 returns these without queuing a GOAWAY: queue one, so the client learns why, and
+    // let the writer send it before the socket closes (run()).
+    auto code = (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                                                        : NGHTTP2_PROTOCOL_ERROR;
+    if (rv != NGHTTP2_ERR_NOMEM && nghttp2_session_terminate_session(session_, code) == 0) fatal_ = true;
+    signal_write();
     return false;
   }
   return true;
@@ -482,6 +539,7 @@ asio::awaitable<void> Http2Session::writer() {
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
+  writer_done_.set();
 }
 
 asio::awaitable<void> Http2Session::idle_watchdog() {
@@ -491,7 +549,10 @@ asio::awaitable<void> Http2Session::idle_watchdog() {
     boost::system::error_code ec;
     co_await idle_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (dead_) break;
-    if (streams_.empty() && std::chrono::steady_clock::now() - last_activity_ >= ctx_.config.idle_timeout) {
+    auto now = std::chrono::steady_clock::now();
+    reap_streams(now);
+    bool any_active = std::any_of(streams_.begin(), streams_.end(), [](const auto& e) { return e.second->active(); });
+    if (!any_active && now - last_activity_ >= ctx_.config.idle_timeout) {
       nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
                             NGHTTP2_NO_ERROR, nullptr, 0);
       signal_write();
@@ -500,6 +561,20 @@ asio::awaitable<void> Http2Session::idle_watchdog() {
       break;
     }
   }
+}
+
+// A stream whose handler is not running (it ended, or never started: a refused or incomplete
+// request) that saw no frame either way for the idle timeout is reset: a client that never ends a
+// stream answered long ago must not hold it (and its slot) for the connection's life.
+void Http2Session::reap_streams(std::chrono::steady_clock::time_point now) {
+  bool reset = false;
+  for (auto& [id, s] : streams_) {
+    if (s->active() || s->closed() || now - s->last_progress_ < ctx_.config.idle_timeout) continue;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, s->head_sent() ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
+    s->last_progress_ = now;  // once
+    reset = true;
+  }
+  if (reset) signal_write();
 }
 
 void Http2Session::teardown() {
@@ -536,6 +611,17 @@ asio::awaitable<void> Http2Session::run(std::string initial, std::optional<Upgra
   asio::co_spawn(
       executor(), [self]() { return self->idle_watchdog(); }, asio::detached);
   co_await reader(std::move(initial));
+  if (fatal_ && !dead_) {
+    // Let the writer flush the GOAWAY (bounded: a peer that reads nothing gets the socket closed).
+    asio::steady_timer limit(executor(), std::chrono::milliseconds(2000));
+    limit.async_wait([self](const boost::system::error_code& ec) {
+      if (ec) return;
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
+    co_await writer_done_.wait();
+    limit.cancel();
+  }
   teardown();
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_receive, ignored);

@@ -52,7 +52,17 @@ class Sniffer : public std::enable_shared_from_this<Sniffer> {
   void on_bytes() {
     std::size_t cmp = std::min(initial_.size(), kPreface.size());
     bool h2_so_far = initial_.compare(0, cmp, kPreface.substr(0, cmp)) == 0;
-    if (h2_so_far && initial_.size() < kPreface.size()) return read();
+    if (h2_so_far && initial_.size() < kPreface.size()) {
+      if (!head_started_) {
+        // A preface trickled in: the rest must arrive within the read timeout, not re-arm it.
+        head_started_ = true;
+        timer_.expires_after(std::min(ctx_.config.read_timeout, ctx_.config.idle_timeout));
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+          if (!ec) self->socket_.close();
+        });
+      }
+      return read();
+    }
     timer_.cancel();
     auto ex = socket_.get_executor();
     auto on_done = [](std::exception_ptr e) {
@@ -74,21 +84,34 @@ class Sniffer : public std::enable_shared_from_this<Sniffer> {
   asio::steady_timer timer_;
   std::string initial_;
   ServerContext& ctx_;
+  bool head_started_ = false;
 };
 
 }  // namespace
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ServerContext& ctx) {
+  // Out of fds (EMFILE/ENFILE) or similar: the pending connection stays in the backlog and the
+  // acceptor is readable again at once, so retrying right away would spin. Back off, doubling up
+  // to a second, and log one line when an episode starts and one when accepting works again.
+  constexpr std::chrono::milliseconds kFirstBackoff{5};
+  constexpr std::chrono::milliseconds kMaxBackoff{1000};
+  std::chrono::milliseconds backoff{0};
+  std::uint64_t failures = 0;
   for (;;) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      log::warn("http", "accept failed: " + ec.message());
-      // Out of fds or similar: back off briefly instead of spinning.
-      asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
+      if (failures++ == 0) log::warn("http", "accept failed: " + ec.message() + "; retrying with back-off");
+      backoff = backoff.count() == 0 ? kFirstBackoff : std::min(backoff * 2, kMaxBackoff);
+      asio::steady_timer t(acceptor.get_executor(), backoff);
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
+    }
+    if (failures > 0) {
+      log::info("http", "accepting connections again after " + std::to_string(failures) + " failed attempts");
+      failures = 0;
+      backoff = std::chrono::milliseconds(0);
     }
     socket.set_option(tcp::no_delay(true), ec);
     std::make_shared<Sniffer>(std::move(socket), ctx)->start();

@@ -16,7 +16,12 @@ namespace envd::http {
 struct ServerConfig {
   std::size_t max_header_bytes = 1u << 20;  // as Go's MaxHeaderBytes
   std::chrono::milliseconds idle_timeout{640'000};
-  std::uint32_t h2_max_concurrent_streams = 4096;
+  std::chrono::milliseconds read_timeout{60'000};  // head in total; body: per progress window (see http1)
+  std::size_t read_min_progress_bytes = 1024;
+  std::size_t max_header_count = 256;
+  std::size_t h2_max_header_list_bytes = 64u << 10;  // per request (name + value + 32 per field)
+  std::size_t h2_header_budget_bytes = 4u << 20;     // per connection, over its open streams
+  std::uint32_t h2_max_concurrent_streams = 250;
   std::uint32_t h2_stream_window = 1u << 20;       // per-stream receive window (uploads)
   std::uint32_t h2_connection_window = 16u << 20;  // connection receive window
   std::size_t write_high_watermark = 256u * 1024;  // h2: queued response bytes before a writer waits

@@ -95,14 +95,18 @@ process.once("exit", () => {
  * has been seen. The returned handle knows the port, the pid, the collected stderr, and stops the
  * daemon with SIGTERM (SIGKILL after 3 s).
  */
-export async function startEnvd({ idleTimeoutMs, maxMessageBytes, extraArgs = [], testServices = true } = {}) {
+export async function startEnvd({ idleTimeoutMs, maxMessageBytes, extraArgs = [], testServices = true, prefix = [] } = {}) {
   const args = ["--port", "0"];
   if (testServices) args.push("--test-services");
   if (idleTimeoutMs !== undefined) args.push("--idle-timeout-ms", String(idleTimeoutMs));
   if (maxMessageBytes !== undefined) args.push("--max-message-bytes", String(maxMessageBytes));
   args.push(...extraArgs);
   const bin = envdBin();
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // `prefix`: a command that execs envd in place (e.g. ["prlimit", "--nofile=64:64", "--"]), so
+  // the pid is still envd's.
+  const child = prefix.length
+    ? spawn(prefix[0], [...prefix.slice(1), bin, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   liveChildren.add(child);
   child.once("exit", () => liveChildren.delete(child));
   let stderr = "";
@@ -430,6 +434,113 @@ export function h2Request(session, { method = "POST", path, headers = {}, body, 
     req.on("error", (e) => { clearTimeout(t); reject(e); });
     if (body !== undefined) req.end(body);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP/2 frames and HPACK, for hostile clients node:http2 will not imitate (RFC 9113, 7541).
+
+export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+export const H2 = {
+  DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9,
+  END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4,
+  NO_ERROR: 0, PROTOCOL_ERROR: 1, CANCEL: 8, REFUSED_STREAM: 7, ENHANCE_YOUR_CALM: 11,
+  SETTINGS_HEADER_TABLE_SIZE: 1, SETTINGS_MAX_CONCURRENT_STREAMS: 3,
+};
+
+/** One frame: 9-byte header (length, type, flags, stream id) and the payload. */
+export function h2Frame(type, flags, streamId, payload = Buffer.alloc(0)) {
+  const p = Buffer.from(payload);
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(p.length, 0, 3);
+  h.writeUInt8(type, 3);
+  h.writeUInt8(flags, 4);
+  h.writeUInt32BE(streamId & 0x7fffffff, 5);
+  return Buffer.concat([h, p]);
+}
+
+/** HPACK integer with an N-bit prefix; `first` holds the pattern bits above the prefix. */
+export function hpackInt(value, prefixBits, first = 0) {
+  const max = (1 << prefixBits) - 1;
+  if (value < max) return Buffer.from([first | value]);
+  const out = [first | max];
+  let v = value - max;
+  while (v >= 128) { out.push((v % 128) + 128); v = Math.floor(v / 128); }
+  out.push(v);
+  return Buffer.from(out);
+}
+const hpackStr = (s) => { const b = Buffer.from(s, "latin1"); return Buffer.concat([hpackInt(b.length, 7, 0), b]); };
+/** HPACK representations (no Huffman coding). */
+export const hpack = {
+  /** Indexed field (static 1–61, dynamic from 62). */
+  indexed: (i) => hpackInt(i, 7, 0x80),
+  /** Literal with a new name, added to the dynamic table. */
+  literalIndexed: (name, value) => Buffer.concat([Buffer.from([0x40]), hpackStr(name), hpackStr(value)]),
+  /** Literal with a new name, not indexed. */
+  literal: (name, value) => Buffer.concat([Buffer.from([0x00]), hpackStr(name), hpackStr(value)]),
+  /** Literal whose name is table entry `index`, not indexed. */
+  literalName: (index, value) => Buffer.concat([hpackInt(index, 4, 0x00), hpackStr(value)]),
+};
+
+/** A header block as HEADERS + CONTINUATION frames of at most `maxFrame` bytes. */
+export function h2HeaderFrames(streamId, block, { endStream = false, maxFrame = 16384 } = {}) {
+  const out = [];
+  for (let off = 0; off === 0 || off < block.length; off += maxFrame) {
+    const last = off + maxFrame >= block.length;
+    const flags = (last ? H2.END_HEADERS : 0) | (off === 0 && endStream ? H2.END_STREAM : 0);
+    out.push(h2Frame(off === 0 ? H2.HEADERS : H2.CONTINUATION, flags, streamId, block.subarray(off, off + maxFrame)));
+  }
+  return Buffer.concat(out);
+}
+
+/** Decodes an HPACK Huffman-coded string of digits (enough for a :status value). */
+export function huffmanDigits(bytes) {
+  let bits = "";
+  for (const b of bytes) bits += b.toString(2).padStart(8, "0");
+  let out = "";
+  let p = 0;
+  while (bits.length - p >= 5) {
+    const five = parseInt(bits.slice(p, p + 5), 2);
+    if (five <= 2) { out += String(five); p += 5; continue; } // '0' 00000, '1' 00001, '2' 00010
+    if (bits.length - p < 6) break;
+    const six = parseInt(bits.slice(p, p + 6), 2);
+    if (six >= 0x19 && six <= 0x1f) { out += String(six - 0x19 + 3); p += 6; continue; } // '3'..'9'
+    break; // padding: the EOS prefix (ones)
+  }
+  return out;
+}
+
+/**
+ * The :status of a response HEADERS frame from a server told SETTINGS_HEADER_TABLE_SIZE 0 (no
+ * dynamic-table references): a static index or a literal with name index 8. -1 if neither.
+ */
+export function h2Status(payload) {
+  let i = 0;
+  while (i < payload.length && (payload[i] & 0xe0) === 0x20) i++; // dynamic table size updates
+  const x = payload[i];
+  const statics = { 0x88: 200, 0x89: 204, 0x8a: 206, 0x8b: 304, 0x8c: 400, 0x8d: 404, 0x8e: 500 };
+  if (x & 0x80) return statics[x] ?? -1;
+  if (x !== 0x48 && x !== 0x08 && x !== 0x18) return -1;
+  const len = payload[i + 1] & 0x7f;
+  const v = payload.subarray(i + 2, i + 2 + len);
+  return Number(payload[i + 1] & 0x80 ? huffmanDigits(v) : v.toString("latin1"));
+}
+
+/** Splits bytes into complete frames: { frames: [{ type, flags, streamId, payload }], used }. */
+export function parseH2Frames(buf) {
+  const frames = [];
+  let off = 0;
+  while (buf.length - off >= 9) {
+    const len = buf.readUIntBE(off, 3);
+    if (buf.length - off < 9 + len) break;
+    frames.push({
+      type: buf.readUInt8(off + 3),
+      flags: buf.readUInt8(off + 4),
+      streamId: buf.readUInt32BE(off + 5) & 0x7fffffff,
+      payload: buf.subarray(off + 9, off + 9 + len),
+    });
+    off += 9 + len;
+  }
+  return { frames, used: off };
 }
 
 // ---------------------------------------------------------------------------------------------
