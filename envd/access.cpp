@@ -1,6 +1,7 @@
 #include "envd/access.h"
 
 #include "envd/auth.h"
+#include "envd/error_reply.h"
 #include "envd/json_util.h"
 #include "envd/rpc/status.h"
 

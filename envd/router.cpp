@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <random>
 
+#include "envd/error_reply.h"
 #include "envd/http_date.h"
 #include "envd/json_util.h"
 #include "envd/log.h"

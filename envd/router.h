@@ -24,13 +24,6 @@ struct Reply {
   std::string body;
 };
 
-// envd's jsonError (contract §1.6): `{"code":<status>,"message":"<text>"}` and a newline, with
-// Content-Type: application/json; charset=utf-8 and X-Content-Type-Options: nosniff.
-Reply json_error_reply(int status, std::string_view message);
-// Go's http.Error: the text and a newline, text/plain; charset=utf-8, nosniff (oapi-codegen's 400s,
-// ServeContent's 416s, chi's 404).
-Reply text_error_reply(int status, std::string_view message);
-
 class Router {
  public:
   using Handler = std::function<boost::asio::awaitable<void>(http::Exchange&)>;

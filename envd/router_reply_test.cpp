@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "envd/error_reply.h"
 #include "envd/http/exchange.h"
-#include "envd/router.h"
 
 namespace {
 std::string header(const envd::Reply& r, std::string_view name) {
