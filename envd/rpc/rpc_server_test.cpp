@@ -177,10 +177,14 @@ TEST_CASE("rpc: stream errors go in the end frame with HTTP 200") {
 
 TEST_CASE("rpc: gRPC and gRPC-Web carry status in trailers") {
   Fixture f;
-  FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
+  FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"), {rpc::encode_envelope(0, "")});
   f.run(g);
   CHECK(g.status == 200);
   CHECK(http::find_header(g.trailers, "grpc-status") == "3");  // empty FailRequest: unknown code name
+  // No request message at all: connect-go's "unary request has zero messages" (unimplemented).
+  FakeExchange none(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
+  f.run(none);
+  CHECK(http::find_header(none.trailers, "grpc-status") == "12");
 
   FakeExchange w(f.io, f.post("/envdtest.Echo/Echo", "application/grpc-web+json"),
                  {rpc::encode_envelope(0, R"({"text":"w"})")});
