@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -156,4 +157,24 @@ TEST_CASE("spawn: a 300,000-byte command name is over execve's 128 KiB per-strin
   SpawnRequest ok;
   ok.cmd = std::string(100'000, 'a');
   CHECK_FALSE(exceeds_exec_limits(ok));
+}
+
+TEST_CASE("spawn: out of fds (EMFILE) is envd's own error: internal_error set (contract: internal, not invalid_argument)") {
+  struct rlimit old {};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  // Room for nothing new: the lowest free fd is at the soft limit.
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(probe >= 0);
+  struct rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(probe);
+  ::close(probe);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  SpawnRequest req;
+  req.cmd = "/bin/true";
+  req.cwd = "/";
+  auto c = spawn_child(req);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  CHECK_FALSE(c.ok());
+  CHECK(c.internal_error);
+  CHECK(c.error == "pipe: Too many open files");
 }
