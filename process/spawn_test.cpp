@@ -159,7 +159,8 @@ TEST_CASE("spawn: a 300,000-byte command name is over execve's 128 KiB per-strin
   CHECK_FALSE(exceeds_exec_limits(ok));
 }
 
-TEST_CASE("spawn: out of fds (EMFILE) is envd's own error: internal_error set (contract: internal, not invalid_argument)") {
+TEST_CASE(
+    "spawn: out of fds (EMFILE) is envd's own error: internal_error set (contract: internal, not invalid_argument)") {
   struct rlimit old {};
   REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
   // Room for nothing new: the lowest free fd is at the soft limit.
