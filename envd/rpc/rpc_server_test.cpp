@@ -7,6 +7,7 @@
 
 #include "envd/echo_service.h"
 #include "envd/rpc/envelope.h"
+#include "envdtest.pb.h"
 #include "process.pb.h"
 #include "process/process_service.h"
 #include "tests/fake_exchange.h"
@@ -277,4 +278,21 @@ TEST_CASE("rpc: shutdown ends running calls with its status and refuses new ones
   f.run(late);
   CHECK(late.status == 503);
   CHECK(late.body == R"({"code":"unavailable","message":"envd is shutting down"})");
+}
+
+TEST_CASE("rpc: a handler that throws operation_aborted uncancelled ends as Connect internal, not a bare HTTP 500") {
+  // The escape of issue 7, item 6: Event::wait() threw operation_aborted, run_handler passed it
+  // on as a cancellation, and serve() rethrew it to the transport (500 "internal error: no
+  // response"). Every exception now ends the call in its protocol's error shape.
+  Fixture f;
+  f.registry.unary<envdtest::EchoRequest, envdtest::EchoResponse>(
+      "envdtest.Echo", "Echo",
+      [](rpc::CallContext&, const envdtest::EchoRequest&, envdtest::EchoResponse&) -> asio::awaitable<rpc::Status> {
+        throw boost::system::system_error(boost::asio::error::operation_aborted);
+        co_return rpc::Status{};
+      });
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"x"})"});
+  f.run(ex);
+  CHECK(ex.status == 500);  // Connect's HTTP status for `internal`, with the Connect error body
+  CHECK(ex.body.find(R"("code":"internal")") != std::string::npos);
 }
