@@ -174,7 +174,9 @@ def concurrent_streams_h2(port, pid, n=1000, per_connection=100):
     conns = []
     for first in range(0, n, per_connection):
         s = socket.create_connection(("127.0.0.1", port))
-        out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0)
+        # A large connection window: the streams' output together exceeds the default 64 KiB.
+        out = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0) +
+               _h2_frame(8, 0, 0, struct.pack(">I", 1 << 30)))
         count = min(per_connection, n - first)
         for i in range(count):
             sid = 1 + 2 * i
@@ -207,6 +209,33 @@ def concurrent_streams_h2(port, pid, n=1000, per_connection=100):
     for s, _ in conns:
         s.close()
     return ok, grown
+
+
+def health_during_starts(port, pid, n=1000):
+    """Largest /health round trip (one keep-alive HTTP/1.1 connection, polled back to back) while n
+    Start streams arrive at once on one h2c connection; returns (streams served, max ms, polls)."""
+    import threading
+    stop, worst, polls = threading.Event(), [0.0], [0]
+
+    def poll():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while not stop.is_set():
+            t = time.perf_counter()
+            c.request("GET", "/health")
+            c.getresponse().read()
+            worst[0] = max(worst[0], (time.perf_counter() - t) * 1000)
+            polls[0] += 1
+        c.close()
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.2)
+    try:
+        ok, _ = concurrent_streams_h2(port, pid, n, per_connection=n)
+    finally:
+        stop.set()
+        th.join()
+    return ok, worst[0], polls[0]
 
 
 def unary_rps(port, seconds=2.0):
@@ -255,6 +284,15 @@ def main():
               f"RSS growth {grown} KiB = {grown / n:.1f} KiB per stream (target <= 16 KiB)")
         p.terminate()
         p.wait()
+
+    port = free_port()
+    p = start(port, "--no-cgroups")
+    wait_healthy(port)
+    ok, worst, polls = health_during_starts(port, p.pid, n)
+    print(f"/health while {n} Starts arrive on one h2c connection: max {worst:.1f} ms over {polls} polls "
+          f"({ok} streams served)")
+    p.terminate()
+    p.wait()
 
 
 if __name__ == "__main__":

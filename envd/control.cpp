@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "envd/flags.h"
 #include "envd/init.h"
@@ -44,21 +45,45 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
     co_await ex.respond(413, std::move(h), {});
     co_return;
   }
+  // Bounded work before the token check: a streaming pass validates the JSON and its depth, a
+  // second one the field types and the token; nothing is built from the body until the caller is
+  // known to be allowed (unknown members are never built at all).
+  const log::Field rid("request_id", ex.request_id());
+  auto refuse = [&](std::string why) -> std::optional<http::Headers> {
+    ::explicit_bzero(body.data(), body.size());  // the body may hold the token (envd wipes it too)
+    log::write(log::Level::warn, "init", "invalid /init body: " + why, {rid});
+    return init_headers();
+  };
   std::string why;
-  auto req = parse_init_request(body, &why);
-  ::explicit_bzero(body.data(), body.size());  // the body may hold the token (envd wipes it too)
-  if (!req) {
-    log::write(log::Level::warn, "init", "invalid /init body: " + why, {{"request_id", ex.request_id()}});
-    http::Headers h = init_headers();
-    co_await ex.respond(400, std::move(h), {});
+  switch (check_init_json(body, options.max_init_depth)) {
+    case InitCheck::ok: break;
+    case InitCheck::invalid: {
+      auto h = refuse("invalid JSON");
+      co_await ex.respond(400, std::move(*h), {});
+      co_return;
+    }
+    case InitCheck::too_deep: {
+      std::string text = "JSON nested deeper than " + std::to_string(options.max_init_depth) + " levels";
+      auto h = refuse(text);
+      h->emplace_back("content-type", "text/plain; charset=utf-8");
+      h->emplace_back("x-content-type-options", "nosniff");
+      co_await ex.respond(400, std::move(*h), "request body: " + text + "\n");
+      co_return;
+    }
+  }
+  auto checked = check_init_request(body, &why);
+  if (!checked) {
+    auto h = refuse(why);
+    co_await ex.respond(400, std::move(*h), {});
     co_return;
   }
   // Everything from here to the response is synchronous on the one loop thread, so two /init
   // requests never interleave (envd's initLock).
-  InitAuth auth = validate_init_token(state.access_token, req->access_token, ex.request().header("x-access-token"));
+  InitAuth auth = validate_init_token(state.access_token, checked->access_token, ex.request().header("x-access-token"));
   if (auth != InitAuth::ok) {
+    ::explicit_bzero(body.data(), body.size());
     std::string message(init_auth_message(auth));
-    log::write(log::Level::warn, "init", "/init refused: " + message, {{"request_id", ex.request_id()}});
+    log::write(log::Level::warn, "init", "/init refused: " + message, {rid});
     http::Headers h = init_headers();
     h.emplace_back("content-type", "text/plain; charset=utf-8");
     h.emplace_back("x-content-type-options", "nosniff");
@@ -66,11 +91,18 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
     co_await ex.respond(401, std::move(h), std::move(message));
     co_return;
   }
+  auto req = decode_init_request(body, &why);
+  ::explicit_bzero(body.data(), body.size());
+  if (!req) {  // not expected: the check above walked the same body
+    log::write(log::Level::warn, "init", "invalid /init body: " + why, {rid});
+    http::Headers h = init_headers();
+    co_await ex.respond(400, std::move(h), {});
+    co_return;
+  }
   if (req->timestamp_ns && options.owns_clock) maybe_set_clock(*req->timestamp_ns);
   bool token_change = req->access_token != state.access_token;
   auto outcome = apply_init(state, std::move(*req));
   state.initialized = true;
-  const log::Field rid("request_id", ex.request_id());
   if (!outcome.applied) {
     log::write(log::Level::info, "init", "/init with an older timestamp than the last one applied: skipped", {rid});
   } else {

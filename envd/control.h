@@ -2,6 +2,8 @@
 // The control endpoints (contract §6.1–6.4): GET /health, GET /envs, POST /init, GET /metrics
 // (and GET /metrics?history=1, our addition). HTTP shaping only; the logic is in init.h and
 // metrics.h.
+#include <cstddef>
+
 #include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
@@ -12,6 +14,7 @@ struct ControlOptions {
   // /init may set CLOCK_REALTIME from its timestamp (--owns-clock, and never with -isnotfc).
   bool owns_clock = false;
   std::size_t max_init_body_bytes = 16u << 20;
+  std::size_t max_init_depth = 32;  // JSON nesting allowed in an /init body (--max-init-depth)
 };
 
 void register_control_routes(Router& router, SandboxState& state, MetricsSampler& metrics, ControlOptions options);

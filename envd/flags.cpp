@@ -70,6 +70,12 @@ std::string usage() {
          "  --subscriber-stall-ms N   drop a process output stream whose queue stayed full N ms while\n"
          "                            another stream waits (default 10000)\n"
          // --- end process service ---
+         // --- bounds on RPC and /init input (issue 7) ---
+         "  --max-init-depth N      deepest JSON nesting accepted in a POST /init body; deeper → 400\n"
+         "                          (default 32)\n"
+         "  --library-log-lines-per-minute N  log at most N lines a minute from libprotobuf (e.g. invalid\n"
+         "                          UTF-8 in a request); the rest are counted (default 60)\n"
+         // --- end bounds on RPC and /init input ---
          "  -help                   show this help\n";
 }
 
@@ -167,6 +173,14 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return true;
   };
   // --- end process service ---
+  // --- bounds on RPC and /init input (issue 7) ---
+  values["max-init-depth"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_init_depth, 100000) && out.max_init_depth >= 2;
+  };
+  values["library-log-lines-per-minute"] = [&](const std::string& v) {
+    return parse_uint(v, out.library_log_lines_per_minute, 1000000);
+  };
+  // --- end bounds on RPC and /init input ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

@@ -45,6 +45,11 @@ struct Flags {
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
   std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
   // --- end process service ---
+
+  // --- bounds on RPC and /init input (issue 7) ---
+  std::size_t max_init_depth = 32;                // JSON nesting allowed in a POST /init body
+  std::size_t library_log_lines_per_minute = 60;  // libprotobuf's log lines let through, a minute
+  // --- end bounds on RPC and /init input ---
 };
 
 // Returns an error message for unknown flags or bad values.

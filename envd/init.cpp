@@ -48,30 +48,76 @@ std::size_t skip_value(std::string_view s, std::size_t i) {
   return i;
 }
 
-struct RawMember {
-  std::string key;         // decoded
-  std::string_view value;  // raw JSON text
-};
-
-// The members of a top-level object in document order, raw values kept (envd's token check looks
-// at the raw bytes). `text` must already be known to be a valid JSON object.
-std::vector<RawMember> object_members(std::string_view text) {
-  std::vector<RawMember> out;
-  std::size_t i = skip_ws(text, 0) + 1;  // past '{'
+// Calls fn(decoded key, raw value) for each member of the object starting at text[i] ('{'), in
+// document order; stops early when fn returns false. `text` must already be valid JSON. Builds
+// nothing: only the key being looked at is decoded.
+template <class Fn>
+bool for_each_member(std::string_view text, std::size_t i, Fn&& fn) {
+  ++i;  // past '{'
   for (;;) {
     i = skip_ws(text, i);
-    if (i >= text.size() || text[i] == '}') break;
+    if (i >= text.size() || text[i] == '}') return true;
     std::size_t key_end = skip_string(text, i);
     std::string key = json::parse(text.substr(i, key_end - i)).get<std::string>();
     i = skip_ws(text, key_end) + 1;  // past ':'
     i = skip_ws(text, i);
     std::size_t value_end = skip_value(text, i);
-    out.push_back({std::move(key), text.substr(i, value_end - i)});
+    if (!fn(key, text.substr(i, value_end - i))) return false;
     i = skip_ws(text, value_end);
     if (i < text.size() && text[i] == ',') ++i;
   }
-  return out;
 }
+
+// Calls fn(raw item) for each item of the array starting at text[i] ('['); same rules.
+template <class Fn>
+bool for_each_item(std::string_view text, std::size_t i, Fn&& fn) {
+  ++i;  // past '['
+  for (;;) {
+    i = skip_ws(text, i);
+    if (i >= text.size() || text[i] == ']') return true;
+    std::size_t value_end = skip_value(text, i);
+    if (!fn(text.substr(i, value_end - i))) return false;
+    i = skip_ws(text, value_end);
+    if (i < text.size() && text[i] == ',') ++i;
+  }
+}
+
+// Validates JSON without building anything, refusing nesting deeper than max_depth.
+class DepthCheckingSax {
+ public:
+  explicit DepthCheckingSax(std::size_t max_depth) : max_depth_(max_depth) {}
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return enter(); }
+  bool key(json::string_t&) { return true; }
+  bool end_object() { return leave(); }
+  bool start_array(std::size_t) { return enter(); }
+  bool end_array() { return leave(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  bool too_deep() const { return too_deep_; }
+
+ private:
+  bool enter() {
+    if (++depth_ > max_depth_) too_deep_ = true;
+    return !too_deep_;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  std::size_t max_depth_;
+  std::size_t depth_ = 0;
+  bool too_deep_ = false;
+};
+
+bool is_string_or_null(std::string_view raw) { return !raw.empty() && (raw[0] == '"' || raw[0] == 'n'); }
+bool is_null(std::string_view raw) { return raw == "null"; }
+std::string decode_string(std::string_view raw) { return json::parse(raw).get<std::string>(); }
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -103,11 +149,11 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
 
 bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-// A string-or-null member. Returns false on a type error.
-bool get_optional_string(const json& v, std::optional<std::string>& out) {
-  if (v.is_null()) return true;
-  if (!v.is_string()) return false;
-  out = v.get<std::string>();
+// A string-or-null member. Returns false on a type error; `build` false checks only.
+bool get_optional_string(std::string_view raw, std::optional<std::string>& out, bool build) {
+  if (is_null(raw)) return true;
+  if (raw.empty() || raw[0] != '"') return false;
+  if (build) out = decode_string(raw);
   return true;
 }
 
@@ -163,99 +209,142 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
   return secs * 1'000'000'000 + nanos;
 }
 
-std::optional<InitRequest> parse_init_request(std::string_view body, std::string* error) {
-  auto fail = [&](std::string why) -> std::optional<InitRequest> {
-    if (error) *error = std::move(why);
-    return std::nullopt;
-  };
-  InitRequest req;
-  if (skip_ws(body, 0) == body.size()) return req;  // no body: no fields
-  if (!json::accept(body)) return fail("invalid JSON");
-  char first = body[skip_ws(body, 0)];
-  if (first == 'n') return req;  // top-level null: nothing to decode (as Go)
-  if (first != '{') return fail("the body is not a JSON object");
+namespace {
 
-  // Go's encoding/json: each member is matched to a field by exact name, else case-insensitively;
-  // unknown members are ignored; a later member overwrites an earlier one.
-  for (const auto& m : object_members(body)) {
-    auto is = [&](std::string_view name) { return iequals(m.key, name); };
+// Walks a body already known to be valid JSON (see check_init_json) as Go's encoding/json decodes
+// it into envd's struct: members matched to fields by exact name, else case-insensitively; unknown
+// members skipped unseen; a later member overwrites an earlier one; null leaves a field alone.
+// With `build` false it checks every field's type and fills only accessToken and timestamp (the
+// token check needs them); nothing a client can make big (envVars, volumeMounts) is built.
+bool walk_init(std::string_view body, InitRequest& req, bool build, std::string& why) {
+  std::size_t first = skip_ws(body, 0);
+  if (first == body.size() || body[first] == 'n') return true;  // no body, or top-level null (as Go)
+  if (body[first] != '{') {
+    why = "the body is not a JSON object";
+    return false;
+  }
+  return for_each_member(body, first, [&](const std::string& key, std::string_view v) {
+    auto is = [&](std::string_view name) { return iequals(key, name); };
+    auto fail = [&](std::string text) {
+      why = std::move(text);
+      return false;
+    };
     if (is("accessToken")) {
       // envd's SecureToken.UnmarshalJSON looks at the raw bytes: a string without escapes, non-empty.
-      if (m.value == "null") {
+      if (is_null(v)) {
         req.access_token.reset();
-        continue;
+        return true;
       }
-      if (m.value.size() < 2 || m.value.front() != '"' || m.value.back() != '"') {
+      if (v.size() < 2 || v.front() != '"' || v.back() != '"')
         return fail("accessToken: invalid secure token JSON string");
-      }
-      std::string_view content = m.value.substr(1, m.value.size() - 2);
+      std::string_view content = v.substr(1, v.size() - 2);
       if (content.find('\\') != std::string_view::npos) {
         return fail("accessToken: invalid secure token: unexpected escape sequence");
       }
       if (content.empty()) return fail("accessToken: empty token not allowed");
       req.access_token = std::string(content);
-      continue;
-    }
-    json v = json::parse(m.value);
-    if (is("envVars")) {
-      if (v.is_null()) {
+    } else if (is("envVars")) {
+      if (is_null(v)) {
         req.env_vars.reset();
-        continue;
+        return true;
       }
-      if (!v.is_object()) return fail("envVars: not an object");
+      if (v[0] != '{') return fail("envVars: not an object");
       std::map<std::string, std::string> env;
-      for (auto& [k, val] : v.items()) {
-        if (val.is_null()) {
-          env[k];
-        } else if (val.is_string()) {
-          env[k] = val.get<std::string>();
-        } else {
-          return fail("envVars: value of " + k + " is not a string");
-        }
-      }
-      req.env_vars = std::move(env);
+      bool ok = for_each_member(v, 0, [&](const std::string& k, std::string_view val) {
+        if (!is_string_or_null(val)) return fail("envVars: value of " + k + " is not a string");
+        if (build) env[k] = is_null(val) ? std::string() : decode_string(val);
+        return true;
+      });
+      if (!ok) return false;
+      if (build) req.env_vars = std::move(env);
     } else if (is("timestamp")) {
-      if (v.is_null()) continue;  // time.Time ignores null
-      if (!v.is_string()) return fail("timestamp: not a string");
-      auto ts = parse_rfc3339(v.get<std::string>());
+      if (is_null(v)) return true;  // time.Time ignores null
+      if (v[0] != '"') return fail("timestamp: not a string");
+      auto ts = parse_rfc3339(decode_string(v));
       if (!ts) return fail("timestamp: not RFC 3339");
       req.timestamp_ns = *ts;
     } else if (is("defaultUser")) {
-      if (!get_optional_string(v, req.default_user)) return fail("defaultUser: not a string");
+      if (!get_optional_string(v, req.default_user, build)) return fail("defaultUser: not a string");
     } else if (is("defaultWorkdir")) {
-      if (!get_optional_string(v, req.default_workdir)) return fail("defaultWorkdir: not a string");
+      if (!get_optional_string(v, req.default_workdir, build)) return fail("defaultWorkdir: not a string");
     } else if (is("hyperloopIP")) {
-      if (!get_optional_string(v, req.hyperloop_ip)) return fail("hyperloopIP: not a string");
+      if (!get_optional_string(v, req.hyperloop_ip, build)) return fail("hyperloopIP: not a string");
     } else if (is("caBundle")) {
-      if (!get_optional_string(v, req.ca_bundle)) return fail("caBundle: not a string");
+      if (!get_optional_string(v, req.ca_bundle, build)) return fail("caBundle: not a string");
     } else if (is("lifecycleID")) {
-      if (!get_optional_string(v, req.lifecycle_id)) return fail("lifecycleID: not a string");
+      if (!get_optional_string(v, req.lifecycle_id, build)) return fail("lifecycleID: not a string");
     } else if (is("volumeMounts")) {
-      if (v.is_null()) {
+      if (is_null(v)) {
         req.volume_mounts.reset();
-        continue;
+        return true;
       }
-      if (!v.is_array()) return fail("volumeMounts: not an array");
+      if (v[0] != '[') return fail("volumeMounts: not an array");
       std::vector<VolumeMount> mounts;
-      for (const auto& item : v) {
+      bool ok = for_each_item(v, 0, [&](std::string_view item) {
         VolumeMount vm;
-        if (!item.is_object() && !item.is_null()) return fail("volumeMounts: item is not an object");
-        if (item.is_object()) {
-          for (auto& [k, val] : item.items()) {
+        if (item[0] != '{' && !is_null(item)) return fail("volumeMounts: item is not an object");
+        if (item[0] == '{') {
+          bool item_ok = for_each_member(item, 0, [&](const std::string& k, std::string_view val) {
+            bool target = iequals(k, "nfs_target"), path = iequals(k, "path");
+            if (!target && !path) return true;
             std::optional<std::string> s;
-            if ((iequals(k, "nfs_target") || iequals(k, "path")) && !get_optional_string(val, s)) {
-              return fail("volumeMounts: " + k + " is not a string");
-            }
-            if (iequals(k, "nfs_target") && s) vm.nfs_target = *s;
-            if (iequals(k, "path") && s) vm.path = *s;
-          }
+            if (!get_optional_string(val, s, build)) return fail("volumeMounts: " + k + " is not a string");
+            if (target && s) vm.nfs_target = *s;
+            if (path && s) vm.path = *s;
+            return true;
+          });
+          if (!item_ok) return false;
         }
-        mounts.push_back(std::move(vm));
-      }
-      req.volume_mounts = std::move(mounts);
+        if (build) mounts.push_back(std::move(vm));
+        return true;
+      });
+      if (!ok) return false;
+      if (build) req.volume_mounts = std::move(mounts);
     }
+    return true;
+  });
+}
+
+}  // namespace
+
+InitCheck check_init_json(std::string_view body, std::size_t max_depth) {
+  if (skip_ws(body, 0) == body.size()) return InitCheck::ok;  // no body: no fields
+  DepthCheckingSax sax(max_depth);
+  if (json::sax_parse(body, &sax)) return InitCheck::ok;
+  return sax.too_deep() ? InitCheck::too_deep : InitCheck::invalid;
+}
+
+std::optional<InitRequest> check_init_request(std::string_view body, std::string* error) {
+  InitRequest req;
+  std::string why;
+  if (!walk_init(body, req, false, why)) {
+    if (error) *error = std::move(why);
+    return std::nullopt;
   }
   return req;
+}
+
+std::optional<InitRequest> decode_init_request(std::string_view body, std::string* error) {
+  InitRequest req;
+  std::string why;
+  if (!walk_init(body, req, true, why)) {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  }
+  return req;
+}
+
+std::optional<InitRequest> parse_init_request(std::string_view body, std::string* error, std::size_t max_depth) {
+  switch (check_init_json(body, max_depth)) {
+    case InitCheck::ok: break;
+    case InitCheck::invalid:
+      if (error) *error = "invalid JSON";
+      return std::nullopt;
+    case InitCheck::too_deep:
+      if (error) *error = "JSON nested deeper than " + std::to_string(max_depth) + " levels";
+      return std::nullopt;
+  }
+  return decode_init_request(body, error);
 }
 
 InitAuth validate_init_token(const std::optional<std::string>& current, const std::optional<std::string>& body_token,

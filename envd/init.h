@@ -2,6 +2,7 @@
 // POST /init without HTTP (contract §6.4): parsing the body as Go's encoding/json would
 // (case-insensitive field names, null = absent, type errors refused), validating the access token
 // change, and applying the data to SandboxState with the timestamp ordering rule.
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -30,11 +31,24 @@ struct InitRequest {
   std::optional<std::string> lifecycle_id;
 };
 
-// Parses an /init body. An empty body is a request with no fields. Returns nullopt (→ 400, no
-// body) for invalid JSON, a top level that is neither an object nor null, a field of the wrong
-// type, an unparsable timestamp, or an accessToken that is "" or contains a backslash (envd's
-// SecureToken refuses escape sequences). `error` says which, for the log (never the token).
-std::optional<InitRequest> parse_init_request(std::string_view body, std::string* error = nullptr);
+// Parsing in steps, so that nothing a client can make big is built before the token check:
+//  1. check_init_json: the body is valid JSON nested at most `max_depth` deep (an empty body is
+//     fine). No DOM: a streaming (SAX) pass that builds nothing.
+//  2. check_init_request: every known field has the right type; fills only accessToken and
+//     timestamp (all the token check needs). Unknown members are skipped unseen.
+//  3. decode_init_request: the same walk, building every field (after the token check).
+// Each refusal is a 400 (no body); `error` says why, for the log (never the token). Type errors:
+// a top level that is neither an object nor null, a field of the wrong type, an unparsable
+// timestamp, or an accessToken that is "" or contains a backslash (envd's SecureToken refuses
+// escape sequences). Steps 2 and 3 need a body that passed step 1.
+enum class InitCheck { ok, invalid, too_deep };
+inline constexpr std::size_t kDefaultInitMaxDepth = 32;
+InitCheck check_init_json(std::string_view body, std::size_t max_depth = kDefaultInitMaxDepth);
+std::optional<InitRequest> check_init_request(std::string_view body, std::string* error = nullptr);
+std::optional<InitRequest> decode_init_request(std::string_view body, std::string* error = nullptr);
+// All three steps (tests, and callers with nothing to check in between).
+std::optional<InitRequest> parse_init_request(std::string_view body, std::string* error = nullptr,
+                                              std::size_t max_depth = kDefaultInitMaxDepth);
 
 // Go's time.Time JSON format: RFC 3339 with optional fractional seconds → unix nanoseconds.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);

@@ -166,3 +166,39 @@ TEST_CASE("init: clock is set only outside [-50 ms, +5 s] of the timestamp") {
   CHECK(clock_needs_setting(0, std::numeric_limits<std::int64_t>::min()));
   CHECK(clock_needs_setting(0, std::numeric_limits<std::int64_t>::max()));
 }
+
+TEST_CASE("init: nesting deeper than the limit is refused without building it (issue 7, item 3)") {
+  std::string deep = R"({"unknown":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  CHECK(check_init_json(deep, 32) == InitCheck::too_deep);
+  std::string why;
+  CHECK_FALSE(parse_init_request(deep, &why, 32));
+  CHECK(why == "JSON nested deeper than 32 levels");
+  // At the limit: fine (the top-level object is level 1).
+  std::string ok = R"({"unknown":)" + std::string(31, '[') + std::string(31, ']') + "}";
+  CHECK(check_init_json(ok, 32) == InitCheck::ok);
+  CHECK(parse_init_request(ok, nullptr, 32));
+  CHECK(check_init_json(R"({"a":)" + std::string(32, '[') + std::string(32, ']') + "}", 32) == InitCheck::too_deep);
+  CHECK(check_init_json("{", 32) == InitCheck::invalid);
+  CHECK(check_init_json("", 32) == InitCheck::ok);
+}
+
+TEST_CASE("init: the token check step builds nothing but the token and the timestamp") {
+  auto r = check_init_request(R"({"accessToken":"t","envVars":{"A":"1"},"volumeMounts":[{"path":"/x"}],)"
+                              R"("defaultUser":"u","timestamp":"2026-01-02T03:04:05Z","unknown":[[1],{"k":[]}]})");
+  REQUIRE(r);
+  CHECK(r->access_token == "t");
+  CHECK(r->timestamp_ns);
+  CHECK_FALSE(r->env_vars);
+  CHECK_FALSE(r->volume_mounts);
+  CHECK_FALSE(r->default_user);
+  // ...yet it refuses every type error the full decode refuses (400 before 401, as envd).
+  CHECK_FALSE(check_init_request(R"({"envVars":{"A":1}})"));
+  CHECK_FALSE(check_init_request(R"({"volumeMounts":[{"path":1}]})"));
+  CHECK_FALSE(check_init_request(R"({"defaultUser":5})"));
+  CHECK_FALSE(check_init_request(R"({"accessToken":""})"));
+  auto full = decode_init_request(R"({"envVars":{"A":"1"},"volumeMounts":[null,{"PATH":"/x"}]})");
+  REQUIRE(full);
+  CHECK(full->env_vars->at("A") == "1");
+  CHECK(full->volume_mounts->size() == 2);
+  CHECK(full->volume_mounts->at(1).path == "/x");
+}

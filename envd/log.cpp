@@ -5,9 +5,12 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <string>
 
 namespace envd::log {
@@ -93,6 +96,61 @@ void write(Level level, std::string_view logger, std::string_view message, std::
   }
   line += "}";
   sink().log(spdlog::level::info, "{}", line);
+}
+
+namespace {
+
+struct LibraryLogLimit {
+  std::mutex mu;
+  std::size_t per_minute = 60;
+  std::chrono::steady_clock::time_point window_start{};
+  std::size_t in_window = 0;
+  std::size_t suppressed = 0;
+};
+LibraryLogLimit g_lib_limit;
+
+// libprotobuf's own log lines (e.g. "String field ... contains invalid UTF-8 data", which any
+// client can trigger) would go to stderr as plain text between our JSON lines. Instead: one of our
+// lines each, at most `per_minute` a minute, then one line saying how many were suppressed.
+void protobuf_log(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
+  Level ours = Level::warn;
+  switch (level) {
+    case google::protobuf::LOGLEVEL_INFO: ours = Level::debug; break;
+    case google::protobuf::LOGLEVEL_WARNING: ours = Level::warn; break;
+    case google::protobuf::LOGLEVEL_ERROR: ours = Level::warn; break;  // about a client's bytes
+    case google::protobuf::LOGLEVEL_FATAL: ours = Level::error; break;
+  }
+  std::size_t suppressed = 0;
+  {
+    std::lock_guard lock(g_lib_limit.mu);
+    auto now = std::chrono::steady_clock::now();
+    if (now - g_lib_limit.window_start >= std::chrono::minutes(1)) {
+      suppressed = g_lib_limit.suppressed;
+      g_lib_limit.window_start = now;
+      g_lib_limit.in_window = 0;
+      g_lib_limit.suppressed = 0;
+    }
+    if (level != google::protobuf::LOGLEVEL_FATAL && g_lib_limit.in_window >= g_lib_limit.per_minute) {
+      ++g_lib_limit.suppressed;
+      return;
+    }
+    ++g_lib_limit.in_window;
+  }
+  if (suppressed > 0) {
+    write(Level::warn, "protobuf", "libprotobuf log lines suppressed (rate limit)",
+          {{"suppressed", static_cast<std::uint64_t>(suppressed)}});
+  }
+  write(ours, "protobuf", message, {{"source", std::string(filename ? filename : "") + ":" + std::to_string(line)}});
+}
+
+}  // namespace
+
+void route_library_logs(std::size_t lines_per_minute) {
+  {
+    std::lock_guard lock(g_lib_limit.mu);
+    g_lib_limit.per_minute = lines_per_minute;
+  }
+  google::protobuf::SetLogHandler(&protobuf_log);
 }
 
 }  // namespace envd::log

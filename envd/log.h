@@ -3,6 +3,7 @@
 // optional extra fields such as a request id). Callers pass finished strings; payload bodies and
 // secrets (the access token) are never logged.
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -39,5 +40,9 @@ inline void error(std::string_view logger, std::string_view m) { write(Level::er
 void append_json_string(std::string& out, std::string_view s);
 // Writes buffered lines out (at shutdown).
 void flush();
+
+// Routes libprotobuf's log lines into ours (JSON, logger "protobuf"), at most `lines_per_minute`
+// a minute (--library-log-lines-per-minute); the rest are counted and reported as suppressed.
+void route_library_logs(std::size_t lines_per_minute);
 
 }  // namespace envd::log

@@ -118,6 +118,7 @@ int main(int argc, char** argv) {
   }
   if (flags.verbose) level = envd::log::Level::debug;
   envd::log::init(level);
+  envd::log::route_library_logs(flags.library_log_lines_per_minute);
   std::signal(SIGPIPE, SIG_IGN);
   raise_open_files_limit();
 
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
   envd::ControlOptions control;
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
+  control.max_init_depth = flags.max_init_depth;
   envd::register_control_routes(router, state, metrics, control);
 
   envd::http::ServerContext ctx;

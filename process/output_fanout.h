@@ -18,8 +18,8 @@
 #include <optional>
 #include <vector>
 
+#include "envd/event.h"
 #include "envd/fifo.h"
-#include "envd/http/event.h"
 
 namespace envd::process {
 

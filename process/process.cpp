@@ -84,6 +84,14 @@ asio::awaitable<void> Process::wait_started() {
 }
 
 asio::awaitable<void> Process::run() {
+  // The Start deadline counts from the spawn: a child that never gets to exec (or never reports
+  // it) is killed on time like any other.
+  if (opts_.deadline) {
+    deadline_timer_.expires_at(*opts_.deadline);
+    deadline_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && !self->reaped_) self->deadline_reached();
+    });
+  }
   // 1. Did the child reach exec? Its status pipe closes on exec; a record means set-up failed.
   ChildFailure failure;
   int st = -1;
@@ -101,6 +109,8 @@ asio::awaitable<void> Process::run() {
     int ws = 0;
     while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
     }
+    reaped_ = true;
+    deadline_timer_.cancel();
     readers_.clear();
     input_.reset();
     pidfd_.reset();
@@ -111,12 +121,6 @@ asio::awaitable<void> Process::run() {
   // 2. Registered from now on: List, Connect, SendInput... see it.
   table_.add(shared_from_this());
   started_.set();
-  if (opts_.deadline) {
-    deadline_timer_.expires_at(*opts_.deadline);
-    deadline_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (!ec && !self->reaped_) self->deadline_reached();
-    });
-  }
   for (auto& r : readers_) pump_output(shared_from_this(), r.get());
   // Reaping is a callback chain on the pidfd, not a coroutine: no frame for the process's life.
   wait_exit(shared_from_this());

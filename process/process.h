@@ -15,8 +15,8 @@
 #include <string>
 #include <variant>
 
+#include "envd/event.h"
 #include "envd/fifo.h"
-#include "envd/http/event.h"
 #include "envd/rpc/status.h"
 #include "process.pb.h"
 #include "process/exit_status.h"

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -36,6 +37,8 @@ std::string go_errno(int err) {
   return s;
 }
 
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
 class ProcessService {
  public:
   ProcessService(SandboxState& state, const ServiceConfig& cfg)
@@ -65,6 +68,11 @@ class ProcessService {
     std::string prefix = is_pty ? "error starting pty with command '" + cmdline + "' in dir '" + cwd + "' with '" +
                                       std::to_string(cols) + "' cols and '" + std::to_string(rows) + "' rows"
                                 : "error starting process '" + cmdline + "'";
+    // A NUL byte would silently cut a C string short: refuse, as Go's exec does.
+    if (has_nul(cfg.cmd()) || has_nul(cwd) ||
+        std::any_of(cfg.args().begin(), cfg.args().end(), [](const std::string& a) { return has_nul(a); })) {
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": fork/exec: invalid argument"));
+    }
     struct stat st {};
     if (::stat(cwd.c_str(), &st) != 0) {
       if (errno == ENOENT) return fail(status, rpc::error(Code::invalid_argument, "cwd '" + cwd + "' does not exist"));
@@ -77,6 +85,9 @@ class ProcessService {
     sr.cmd = cfg.cmd();
     sr.args.assign(cfg.args().begin(), cfg.args().end());
     sr.env = build_env(user, cfg);
+    if (std::any_of(sr.env.begin(), sr.env.end(), [](const std::string& kv) { return has_nul(kv); })) {
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": exec: environment variable contains NUL"));
+    }
     sr.cwd = cwd;
     sr.uid = user.uid;
     sr.gid = user.gid;
@@ -97,7 +108,9 @@ class ProcessService {
     if (pair.slave >= 0) ::close(pair.slave);
     if (!child.ok()) {
       if (pair.master >= 0) ::close(pair.master);
-      return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + child.error));
+      // Out of fds and the like are envd's trouble (internal); the rest is the command's.
+      return fail(status, rpc::error(child.internal_error ? Code::internal : Code::invalid_argument,
+                                     prefix + ": " + child.error));
     }
 
     Process::Options opts;

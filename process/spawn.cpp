@@ -43,6 +43,13 @@ constexpr std::size_t kOutputPipeBytes = 256 * 1024;
 
 std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
+// Go's wording of an errno: strerror with a lowercase first letter ("argument list too long").
+std::string go_errno(int err) {
+  std::string s = std::strerror(err);
+  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
+  return s;
+}
+
 int set_nonblock(int fd) {
   int fl = ::fcntl(fd, F_GETFL);
   if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return errno;
@@ -166,6 +173,12 @@ int lift_fd(int fd) {
   }
   // execvp: EACCES on any PATH entry wins over a later "not found".
   if (saw_eacces && !stopped) last_err = EACCES;
+  // Arguments or environment too big for execve: envd's exec of its /bin/sh wrapper fails the
+  // same way, which it answers as an RPC error, not as a started command.
+  if (last_err == E2BIG) child_report(plan.status_fd, stage_exec, E2BIG);
+  // The parent waits for the status pipe to close before it reads our output: close it first, so
+  // a message longer than the pipe's buffer (a huge command name) never blocks this child.
+  ::close(plan.status_fd);
   // Like a shell: "<cmd>: not found" (127) or "<cmd>: <reason>" (126), on the child's stderr.
   const std::string& name = req.cmd;
   write_all(2, name.data(), name.size());
@@ -200,6 +213,7 @@ std::string describe_child_failure(const ChildFailure& f, const std::string& cwd
     case stage_chdir: return "chdir " + cwd + ": " + std::strerror(f.err);
     case stage_credentials: return "setting credentials: " + std::string(std::strerror(f.err));
     case stage_session: return "setting up the session: " + std::string(std::strerror(f.err));
+    case stage_exec: return "fork/exec: " + go_errno(f.err);
     default: return "setting up stdio: " + std::string(std::strerror(f.err));
   }
 }
@@ -215,8 +229,32 @@ int read_child_status(int status_fd, ChildFailure& out) {
   }
 }
 
+bool exceeds_exec_limits(const SpawnRequest& req) {
+  // Linux: one string at most MAX_ARG_STRLEN (32 pages, NUL included); all of argv and envp
+  // (strings and pointers) at most ARG_MAX (a quarter of the stack limit).
+  const std::size_t max_string = 32 * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  long arg_max = ::sysconf(_SC_ARG_MAX);
+  std::size_t total = 0;
+  auto add = [&](const std::string& s) {
+    total += s.size() + 1 + sizeof(char*);
+    return s.size() + 1 > max_string;
+  };
+  if (add(req.cmd)) return true;
+  for (const auto& a : req.args)
+    if (add(a)) return true;
+  for (const auto& e : req.env)
+    if (add(e)) return true;
+  return arg_max > 0 && total > static_cast<std::size_t>(arg_max);
+}
+
 SpawnedChild spawn_child(const SpawnRequest& req) {
   SpawnedChild result;
+  if (exceeds_exec_limits(req)) {
+    // What envd's exec of its /bin/sh wrapper answers; checked here because our own execve may
+    // fail earlier on the long name (ENAMETOOLONG) and "start" a command Go would refuse.
+    result.error = "fork/exec: " + go_errno(E2BIG);
+    return result;
+  }
   ChildPlan plan{};
   plan.req = &req;
 
@@ -244,30 +282,32 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     }
     close_fd(devnull);
   };
-  auto fail = [&](std::string msg) {
+  auto fail = [&](std::string msg, bool internal = false) {
     cleanup();
     result = SpawnedChild{};
     result.error = std::move(msg);
+    result.internal_error = internal;
     return result;
   };
 
-  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
   if (req.pty_slave < 0) {
     if (req.stdin_mode == StdinMode::pipe) {
-      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
       plan.stdin_fd = in_pipe[0];
     } else {
       devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
       if (devnull < 0) {
         // No /dev/null (a bare chroot): a pipe whose write end is closed reads as EOF too.
-        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
         close_fd(in_pipe[1]);
         plan.stdin_fd = in_pipe[0];
       } else {
         plan.stdin_fd = devnull;
       }
     }
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
+      return fail(errno_text("pipe", errno), true);
     plan.stdout_fd = out_pipe[1];
     plan.stderr_fd = err_pipe[1];
   }
@@ -283,7 +323,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     ca.cgroup = static_cast<std::uint64_t>(req.cgroup_fd);
   }
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
-  if (pid < 0 && req.cgroup_fd >= 0 && errno != EAGAIN && errno != ENOMEM) {
+  if (pid < 0 && req.cgroup_fd >= 0 && errno != EAGAIN && errno != ENOMEM && errno != EMFILE && errno != ENFILE) {
     // The cgroup refused us (controller constraints, permissions, old kernel): run unplaced.
     ca.flags &= ~kCloneIntoCgroup;
     ca.cgroup = 0;
@@ -296,7 +336,10 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     used_fork = true;
     pid = ::fork();
   }
-  if (pid < 0) return fail(errno_text("fork", errno));
+  if (pid < 0) {
+    int e = errno;  // out of fds for the pidfd: envd's trouble, not the command's
+    return fail(errno_text("fork", e), e == EMFILE || e == ENFILE);
+  }
   if (pid == 0) child_main(plan);
 
   if (used_fork) {
@@ -305,7 +348,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
       int e = errno;
       ::kill(static_cast<pid_t>(pid), SIGKILL);
       ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
-      return fail(errno_text("pidfd_open", e));
+      return fail(errno_text("pidfd_open", e), true);
     }
     ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   }

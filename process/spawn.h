@@ -44,6 +44,9 @@ struct SpawnedChild {
   int status_fd = -1;
   bool in_cgroup = false;
   std::string error;  // non-empty: nothing was started, every fd is -1
+  // The error is envd's own (pipe or pidfd creation, e.g. out of fds: EMFILE/ENFILE), not the
+  // command's: `internal` rather than `invalid_argument` (contract §4.2).
+  bool internal_error = false;
   bool ok() const { return error.empty(); }
 };
 
@@ -52,10 +55,20 @@ struct ChildFailure {
   std::int32_t stage = 0;  // ChildStage
   std::int32_t err = 0;    // errno
 };
-enum ChildStage : std::int32_t { stage_fds = 1, stage_session = 2, stage_credentials = 3, stage_chdir = 4 };
+enum ChildStage : std::int32_t {
+  stage_fds = 1,
+  stage_session = 2,
+  stage_credentials = 3,
+  stage_chdir = 4,
+  stage_exec = 5,  // execve refused the argument list (E2BIG)
+};
 
 // Describes a ChildFailure as envd's error text after "error starting process '...': ".
 std::string describe_child_failure(const ChildFailure& f, const std::string& cwd);
+
+// True if execve would refuse the argument list and environment (E2BIG): one string over
+// MAX_ARG_STRLEN or everything over ARG_MAX. spawn_child then starts nothing.
+bool exceeds_exec_limits(const SpawnRequest& req);
 
 // Forks the child. The caller owns every fd in the result (and must reap the pid).
 SpawnedChild spawn_child(const SpawnRequest& req);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,19 +15,23 @@ using namespace envd::process;
 
 namespace {
 // Blocking helpers for tests: read a non-blocking fd to EOF, wait for the status pipe.
-std::string read_all(int fd) {
-  std::string out;
+// Reads two non-blocking fds to EOF at the same time (a child may fill one while we wait on the
+// other, as envd reads them).
+void read_both(int fd1, std::string& out1, int fd2, std::string& out2) {
+  bool open1 = true, open2 = true;
   char buf[4096];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    ::poll(&p, 1, 5000);
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-      continue;
+  while (open1 || open2) {
+    pollfd p[2] = {{open1 ? fd1 : -1, POLLIN, 0}, {open2 ? fd2 : -1, POLLIN, 0}};
+    if (::poll(p, 2, 5000) <= 0) return;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].revents == 0) continue;
+      ssize_t n = ::read(i == 0 ? fd1 : fd2, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? out1 : out2).append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EAGAIN) {
+        (i == 0 ? open1 : open2) = false;
+      }
     }
-    if (n < 0 && errno == EAGAIN) continue;
-    return out;
   }
 }
 
@@ -51,8 +56,7 @@ Ran run(SpawnRequest req) {
   ::poll(&p, 1, 5000);
   r.status_record = read_child_status(c.status_fd, r.failure);
   if (c.stdin_fd >= 0) ::close(c.stdin_fd);
-  r.out = read_all(c.stdout_fd);
-  r.err = read_all(c.stderr_fd);
+  read_both(c.stdout_fd, r.out, c.stderr_fd, r.err);
   int ws = 0;
   ::waitpid(c.pid, &ws, 0);
   r.exit = describe_wait_status(ws);
@@ -127,4 +131,51 @@ TEST_CASE("spawn: stdin pipe and /dev/null") {
 TEST_CASE("spawn: exec candidates follow execvp") {
   CHECK(exec_candidates("/bin/ls", "/a:/b") == std::vector<std::string>{"/bin/ls"});
   CHECK(exec_candidates("ls", "/a::/b") == std::vector<std::string>{"/a/ls", "ls", "/b/ls"});
+}
+
+TEST_CASE("spawn: a 100,000-byte command name that cannot run: exec reported before the 100,000-byte message") {
+  // The message is larger than the pipe's buffer: the child must not wait for envd to read it
+  // before telling envd that exec is over (envd reads output only after that: issue 7, item 5).
+  SpawnRequest req;
+  req.cmd = std::string(100'000, 'a');
+  auto r = run(req);
+  CHECK(r.status_record == 0);  // -1 (still open after 5 s) when the child blocks on its message
+  CHECK(r.err.size() == 100'000 + std::string(": File name too long\n").size());
+  CHECK(r.exit.exit_code == 126);
+}
+
+TEST_CASE("spawn: a 300,000-byte command name is over execve's 128 KiB per-string limit: refused (E2BIG)") {
+  SpawnRequest req;
+  req.cmd = std::string(300'000, 'a');
+  req.cwd = "/";
+  CHECK(exceeds_exec_limits(req));
+  auto c = spawn_child(req);
+  CHECK_FALSE(c.ok());
+  CHECK_FALSE(c.internal_error);
+  CHECK(c.error == "fork/exec: argument list too long");
+  CHECK(c.pid == -1);
+  SpawnRequest ok;
+  ok.cmd = std::string(100'000, 'a');
+  CHECK_FALSE(exceeds_exec_limits(ok));
+}
+
+TEST_CASE(
+    "spawn: out of fds (EMFILE) is envd's own error: internal_error set (contract: internal, not invalid_argument)") {
+  struct rlimit old {};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  // Room for nothing new: the lowest free fd is at the soft limit.
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  REQUIRE(probe >= 0);
+  struct rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(probe);
+  ::close(probe);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  SpawnRequest req;
+  req.cmd = "/bin/true";
+  req.cwd = "/";
+  auto c = spawn_child(req);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  CHECK_FALSE(c.ok());
+  CHECK(c.internal_error);
+  CHECK(c.error == "pipe: Too many open files");
 }

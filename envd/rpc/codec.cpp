@@ -5,7 +5,169 @@
 
 #include "envd/rest/gzip.h"
 
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <vector>
+
 namespace envd::rpc {
+
+namespace {
+
+namespace gpb = google::protobuf;
+
+// True if `d` or any message type it reaches has a repeated field that is not a map.
+bool has_list_field(const gpb::Descriptor* d) {
+  static std::mutex mu;
+  static std::map<const gpb::Descriptor*, bool> cache;
+  std::lock_guard lock(mu);
+  if (auto it = cache.find(d); it != cache.end()) return it->second;
+  cache[d] = false;  // a recursive type meets itself: no verdict from that path
+  bool found = false;
+  std::vector<const gpb::Descriptor*> todo{d};
+  std::vector<const gpb::Descriptor*> seen{d};
+  while (!todo.empty() && !found) {
+    const gpb::Descriptor* m = todo.back();
+    todo.pop_back();
+    for (int i = 0; i < m->field_count() && !found; ++i) {
+      const gpb::FieldDescriptor* f = m->field(i);
+      if (f->is_repeated() && !f->is_map()) found = true;
+      if (const gpb::Descriptor* sub = f->message_type()) {
+        if (std::find(seen.begin(), seen.end(), sub) == seen.end()) {
+          seen.push_back(sub);
+          todo.push_back(sub);
+        }
+      }
+    }
+  }
+  cache[d] = found;
+  return found;
+}
+
+const gpb::FieldDescriptor* json_field(const gpb::Descriptor* d, std::string_view key) {
+  for (int i = 0; i < d->field_count(); ++i) {
+    const gpb::FieldDescriptor* f = d->field(i);
+    if (f->json_name() == key || f->name() == key) return f;
+  }
+  return nullptr;
+}
+
+// protojson refuses a scalar where a repeated field needs a JSON array; libprotobuf 3.21's
+// JsonStringToMessage takes it as a one-element list. This pass (SAX: nothing built) walks the
+// JSON along the message's descriptors and finds such a value. Map fields are checked by
+// libprotobuf itself; unknown members are skipped by counting their depth.
+class ListFieldCheck {
+ public:
+  using json = nlohmann::json;
+  explicit ListFieldCheck(const gpb::Descriptor* root) { frames_.push_back({root, false}); }
+
+  bool null() { return scalar(true); }
+  bool boolean(bool) { return scalar(false); }
+  bool number_integer(json::number_integer_t) { return scalar(false); }
+  bool number_unsigned(json::number_unsigned_t) { return scalar(false); }
+  bool number_float(json::number_float_t, const json::string_t&) { return scalar(false); }
+  bool string(json::string_t&) { return scalar(false); }
+  bool binary(json::binary_t&) { return scalar(false); }
+  bool start_object(std::size_t) { return open(false); }
+  bool end_object() { return close(); }
+  bool start_array(std::size_t) { return open(true); }
+  bool end_array() { return close(); }
+  bool key(json::string_t& k) {
+    if (skip_depth_ > 0) return true;
+    const Frame& top = frames_.back();
+    pending_ = top.message ? json_field(top.message, k) : nullptr;
+    has_pending_ = pending_ != nullptr;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  const gpb::FieldDescriptor* offender() const { return offender_; }
+
+ private:
+  struct Frame {
+    const gpb::Descriptor* message;  // object of this message type; nullptr: a list or map
+    bool list;                       // array of a repeated field (elements: element_type)
+    const gpb::Descriptor* element_type = nullptr;
+  };
+
+  // The field a value belongs to, if it is a member of a known message (not inside a list).
+  const gpb::FieldDescriptor* take_field() {
+    if (!has_pending_) return nullptr;
+    has_pending_ = false;
+    return pending_;
+  }
+
+  bool scalar(bool is_null) {
+    if (skip_depth_ > 0) return true;
+    const gpb::FieldDescriptor* f = take_field();
+    if (f && f->is_repeated() && !f->is_map() && !is_null) {
+      offender_ = f;
+      return false;
+    }
+    return true;
+  }
+
+  bool open(bool array) {
+    if (skip_depth_ > 0) {
+      ++skip_depth_;
+      return true;
+    }
+    const Frame& top = frames_.back();
+    if (top.list) {  // an element of a repeated field
+      if (!array && top.element_type) {
+        frames_.push_back({top.element_type, false});
+      } else {
+        skip_depth_ = 1;
+      }
+      return true;
+    }
+    if (frames_.size() == 1 && !root_opened_) {  // the top-level object itself
+      root_opened_ = true;
+      if (array) skip_depth_ = 1;
+      return true;
+    }
+    const gpb::FieldDescriptor* f = take_field();
+    if (!f) {
+      skip_depth_ = 1;  // unknown member, or anything libprotobuf judges by itself
+      return true;
+    }
+    if (f->is_repeated() && !f->is_map()) {
+      if (!array) {
+        offender_ = f;
+        return false;
+      }
+      frames_.push_back({nullptr, true, f->message_type()});
+      return true;
+    }
+    if (!array && !f->is_map() && f->message_type() && !is_well_known(f->message_type())) {
+      frames_.push_back({f->message_type(), false});
+      return true;
+    }
+    skip_depth_ = 1;  // maps, well-known types (Struct, Value...): libprotobuf checks them
+    return true;
+  }
+
+  bool close() {
+    if (skip_depth_ > 0) {
+      --skip_depth_;
+      return true;
+    }
+    if (frames_.size() > 1) frames_.pop_back();
+    return true;
+  }
+
+  static bool is_well_known(const gpb::Descriptor* d) { return d->file()->package() == "google.protobuf"; }
+
+  std::vector<Frame> frames_;
+  std::size_t skip_depth_ = 0;
+  bool root_opened_ = false;
+  const gpb::FieldDescriptor* pending_ = nullptr;
+  bool has_pending_ = false;
+  const gpb::FieldDescriptor* offender_ = nullptr;
+};
+
+}  // namespace
 
 Status decode_message(Codec codec, std::string_view data, google::protobuf::Message& msg) {
   const std::string& type = msg.GetDescriptor()->full_name();
@@ -24,6 +186,14 @@ Status decode_message(Codec codec, std::string_view data, google::protobuf::Mess
       google::protobuf::util::JsonStringToMessage(google::protobuf::StringPiece(data.data(), data.size()), &msg, opts);
   if (!st.ok()) {
     return error(Code::invalid_argument, "unmarshal into " + type + ": " + std::string(st.message()));
+  }
+  if (has_list_field(msg.GetDescriptor())) {
+    ListFieldCheck check(msg.GetDescriptor());
+    if (!nlohmann::json::sax_parse(data, &check) && check.offender()) {
+      msg.Clear();
+      return error(Code::invalid_argument, "unmarshal into " + type + ": (" + check.offender()->full_name() +
+                                               "): a repeated field needs a JSON array");
+    }
   }
   return {};
 }

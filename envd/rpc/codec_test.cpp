@@ -85,3 +85,17 @@ TEST_CASE("codec: gzip round trip and limits") {
   CHECK(gzip_decompress("not gzip", 1000, out).code == Code::invalid_argument);
   CHECK(gzip_decompress(z.substr(0, z.size() / 2), 1 << 20, out).code == Code::invalid_argument);
 }
+
+TEST_CASE("codec: a JSON scalar for a repeated field is invalid_argument, as protojson (issue 7)") {
+  process::StartRequest req;
+  auto st = decode_message(Codec::json, R"({"process":{"cmd":"/bin/echo","args":"hi"}})", req);
+  CHECK(st.code == Code::invalid_argument);
+  CHECK(st.message ==
+        "unmarshal into process.StartRequest: (process.ProcessConfig.args): a repeated field needs a "
+        "JSON array");
+  // Arrays, null, and unknown members that look alike stay fine.
+  CHECK(decode_message(Codec::json, R"({"process":{"cmd":"x","args":["a","b"]}})", req).ok());
+  CHECK(req.process().args_size() == 2);
+  CHECK(decode_message(Codec::json, R"({"process":{"cmd":"x","args":null}})", req).ok());
+  CHECK(decode_message(Codec::json, R"({"unknown":{"args":"x"},"process":{"cmd":"x","envs":{"A":"1"}}})", req).ok());
+}

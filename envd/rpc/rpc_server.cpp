@@ -13,7 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/log.h"
 #include "envd/rpc/envelope.h"
 #include "envd/rpc/timeout.h"
@@ -144,10 +144,23 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   asio::awaitable<ReadResult> read(google::protobuf::Message& out) override {
     if (!source_status_.ok()) co_return ReadResult::error;
     if (wire_.protocol == Protocol::connect_unary) co_return co_await read_unary(out);
+    if (stream_ended_) co_return ReadResult::end;
     for (;;) {
       Envelope env;
       switch (reader_.next(env)) {
         case EnvelopeReader::Result::envelope: {
+          if (wire_.protocol == Protocol::connect_stream && (env.flags & kFlagConnectEndStream)) {
+            // The client's end-of-stream frame: the request stream ends here (connect-go reads it
+            // as EOF), whatever it carries.
+            stream_ended_ = true;
+            co_return ReadResult::end;
+          }
+          const std::uint8_t allowed =
+              kFlagCompressed | (wire_.protocol == Protocol::connect_stream ? kFlagConnectEndStream : 0);
+          if (env.flags & ~allowed) {
+            co_return fail(
+                error(Code::internal, "protocol error: invalid envelope flags " + std::to_string(env.flags)));
+          }
           std::string inflated;
           std::string_view payload = env.payload;
           if (env.flags & kFlagCompressed) {
@@ -166,6 +179,9 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         case EnvelopeReader::Result::need_more: break;
       }
       if (body_ended_) {
+        if (reader_.pending() > 0 && reader_.pending() < 5) {
+          co_return fail(error(Code::invalid_argument, "protocol error: incomplete envelope: unexpected EOF"));
+        }
         if (reader_.pending() > 0) {
           co_return fail(error(Code::invalid_argument,
                                "protocol error: promised " + std::to_string(reader_.announced_length()) +
@@ -313,6 +329,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   EnvelopeReader reader_;
   Base64Stream text_;  // gRPC-Web text request bodies
   bool body_ended_ = false;
+  bool stream_ended_ = false;  // a Connect end-of-stream frame arrived
   bool unary_read_ = false;
   bool request_gzip_ = false;
   bool response_gzip_ = false;
@@ -331,6 +348,18 @@ asio::awaitable<Status> run_handler(const Method& m, RpcCall& call) {
     log::error("rpc", std::string(m.service) + "/" + m.name + " threw: " + e.what());
     co_return error(Code::internal, e.what());
   }
+}
+
+Status handler_failure(const Method& m, const std::exception_ptr& failure) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  log::error("rpc", m.service + "/" + m.name + " threw: " + what);
+  return error(Code::internal, "internal error: " + what);
 }
 
 bool streaming_protocol_fits(Protocol p, MethodKind k) {
@@ -475,7 +504,10 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
     active_.erase(cancel);
     switch (cancel->reason) {
       case CallCancel::none:
-        if (failure) std::rethrow_exception(failure);  // not a cancellation of ours
+        // Not a cancellation of ours, yet the handler threw (run_handler passes operation_aborted
+        // through): the call still ends with a status in its protocol's shape, never as a bare
+        // HTTP 500 from the transport.
+        if (failure) st = handler_failure(*m, failure);
         break;
       case CallCancel::client_gone: st = error(Code::canceled, "client disconnected"); break;
       case CallCancel::deadline: st = error(Code::deadline_exceeded, "context deadline exceeded"); break;

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/http/exchange.h"
 #include "envd/rpc/codec.h"
 #include "envd/rpc/service.h"

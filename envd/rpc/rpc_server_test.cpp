@@ -7,6 +7,7 @@
 
 #include "envd/echo_service.h"
 #include "envd/rpc/envelope.h"
+#include "envdtest.pb.h"
 #include "process.pb.h"
 #include "process/process_service.h"
 #include "tests/fake_exchange.h"
@@ -177,10 +178,14 @@ TEST_CASE("rpc: stream errors go in the end frame with HTTP 200") {
 
 TEST_CASE("rpc: gRPC and gRPC-Web carry status in trailers") {
   Fixture f;
-  FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
+  FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"), {rpc::encode_envelope(0, "")});
   f.run(g);
   CHECK(g.status == 200);
   CHECK(http::find_header(g.trailers, "grpc-status") == "3");  // empty FailRequest: unknown code name
+  // No request message at all: connect-go's "unary request has zero messages" (unimplemented).
+  FakeExchange none(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
+  f.run(none);
+  CHECK(http::find_header(none.trailers, "grpc-status") == "12");
 
   FakeExchange w(f.io, f.post("/envdtest.Echo/Echo", "application/grpc-web+json"),
                  {rpc::encode_envelope(0, R"({"text":"w"})")});
@@ -273,4 +278,21 @@ TEST_CASE("rpc: shutdown ends running calls with its status and refuses new ones
   f.run(late);
   CHECK(late.status == 503);
   CHECK(late.body == R"({"code":"unavailable","message":"envd is shutting down"})");
+}
+
+TEST_CASE("rpc: a handler that throws operation_aborted uncancelled ends as Connect internal, not a bare HTTP 500") {
+  // The escape of issue 7, item 6: Event::wait() threw operation_aborted, run_handler passed it
+  // on as a cancellation, and serve() rethrew it to the transport (500 "internal error: no
+  // response"). Every exception now ends the call in its protocol's error shape.
+  Fixture f;
+  f.registry.unary<envdtest::EchoRequest, envdtest::EchoResponse>(
+      "envdtest.Echo", "Echo",
+      [](rpc::CallContext&, const envdtest::EchoRequest&, envdtest::EchoResponse&) -> asio::awaitable<rpc::Status> {
+        throw boost::system::system_error(boost::asio::error::operation_aborted);
+        co_return rpc::Status{};
+      });
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"x"})"});
+  f.run(ex);
+  CHECK(ex.status == 500);  // Connect's HTTP status for `internal`, with the Connect error body
+  CHECK(ex.body.find(R"("code":"internal")") != std::string::npos);
 }

@@ -2,9 +2,21 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
+#include <memory>
 #include <stdexcept>
 
 namespace envd::rpc {
+
+asio::awaitable<Status> read_single_request(MessageSource& src, google::protobuf::Message& req) {
+  if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+  std::unique_ptr<google::protobuf::Message> extra(req.New());
+  switch (co_await src.read(*extra)) {
+    case ReadResult::end: co_return Status{};
+    case ReadResult::message: co_return error(Code::unimplemented, "unary request has multiple messages");
+    case ReadResult::error: co_return src.status();
+  }
+  co_return Status{};
+}
 
 void Registry::add_service(const google::protobuf::ServiceDescriptor* service) {
   auto* factory = google::protobuf::MessageFactory::generated_factory();

@@ -77,10 +77,17 @@ class Reader {
   MessageSource& src_;
 };
 
-// The status for a unary or server-streaming call whose single request message did not arrive.
+// The status for a unary or server-streaming call whose single request message did not arrive
+// (connect-go's wording and code).
 inline Status missing_request(ReadResult r, const MessageSource& src) {
-  return r == ReadResult::error ? src.status() : error(Code::invalid_argument, "request has no message");
+  return r == ReadResult::error ? src.status() : error(Code::unimplemented, "unary request has zero messages");
 }
+
+// Reads the one request message of a unary or server-streaming call, and the rest of the request
+// up to its end: a second message or a broken frame after it refuses the call, as connect-go
+// does, instead of being ignored.
+// (Its own coroutine: the scratch message is not kept in the handler's frame.)
+asio::awaitable<Status> read_single_request(MessageSource& src, google::protobuf::Message& req);
 
 using GenericHandler = std::function<asio::awaitable<Status>(CallContext&, MessageSource&, MessageSink&)>;
 
@@ -105,7 +112,7 @@ class Registry {
         service, method,
         [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
           Req req;
-          if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+          if (Status st = co_await read_single_request(src, req); !st.ok()) co_return st;
           Resp resp;
           Status st = co_await fn(ctx, req, resp);
           if (st.ok()) co_await sink.send(resp);
@@ -120,7 +127,7 @@ class Registry {
         service, method,
         [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
           Req req;
-          if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+          if (Status st = co_await read_single_request(src, req); !st.ok()) co_return st;
           Writer<Resp> w(sink);
           co_return co_await fn(ctx, req, w);
         });
