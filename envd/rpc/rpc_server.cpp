@@ -16,6 +16,7 @@
 #include "envd/http/event.h"
 #include "envd/log.h"
 #include "envd/rpc/envelope.h"
+#include "envd/rpc/keepalive.h"
 #include "envd/rpc/timeout.h"
 
 namespace envd::rpc {
@@ -108,6 +109,8 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       timeout = *ns;
     }
     if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+    // Parsed once here for every streaming method (process streams, watch streams).
+    keepalive_interval = parse_keepalive_interval(req.header("keepalive-ping-interval"));
 
     std::string_view enc_header, accept_header;
     switch (wire_.protocol) {

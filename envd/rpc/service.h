@@ -41,6 +41,9 @@ class CallContext {
   // Set when the call is cancelled (client gone, deadline, shutdown): give it to pool jobs
   // (envd/blocking.h), which poll it between chunks of work.
   CancelToken cancel_token;
+  // The client's `Keepalive-Ping-Interval` (contract §1.4), parsed and clamped once by the RPC
+  // layer (envd/rpc/keepalive.h); streaming methods send keepalives at this interval.
+  std::chrono::seconds keepalive_interval{90};
 };
 
 class MessageSink {
