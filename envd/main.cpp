@@ -19,6 +19,7 @@
 
 #include "envd/access.h"
 #include "envd/auth.h"
+#include "envd/blocking.h"
 #include "envd/control.h"
 #include "envd/echo_service.h"
 #include "envd/flags.h"
@@ -29,6 +30,7 @@
 #include "envd/open_files.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "envd/test_routes.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
   raise_open_files_limit();
 
   asio::io_context io(1);
+  envd::default_blocking_pool().set_max_threads(flags.blocking_threads);
 
   envd::SandboxState state;
   state.internal_env["E2B_SANDBOX"] = flags.is_not_fc ? "false" : "true";
@@ -159,6 +162,7 @@ int main(int argc, char** argv) {
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
   envd::register_control_routes(router, state, metrics, control);
+  if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
@@ -203,6 +207,7 @@ int main(int argc, char** argv) {
     acceptor.close(ignored);
     metrics.stop();
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+    router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };
@@ -211,6 +216,8 @@ int main(int argc, char** argv) {
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
   io.run();
+  // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
+  envd::default_blocking_pool().shutdown(std::chrono::seconds(1));
   envd::log::flush();
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "envd/open_files.h"
+#include "envd/os_error.h"
 #include "pty/pty.h"
 
 namespace envd::process {
@@ -40,15 +41,6 @@ constexpr int kIoprioClassBe = 2;
 constexpr int kIoprioClassShift = 13;
 constexpr int kIoprioWhoProcess = 1;
 constexpr std::size_t kOutputPipeBytes = 256 * 1024;
-
-std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
-
-// Go's wording of an errno: strerror with a lowercase first letter ("argument list too long").
-std::string go_errno(int err) {
-  std::string s = std::strerror(err);
-  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  return s;
-}
 
 int set_nonblock(int fd) {
   int fl = ::fcntl(fd, F_GETFL);
@@ -213,7 +205,7 @@ std::string describe_child_failure(const ChildFailure& f, const std::string& cwd
     case stage_chdir: return "chdir " + cwd + ": " + std::strerror(f.err);
     case stage_credentials: return "setting credentials: " + std::string(std::strerror(f.err));
     case stage_session: return "setting up the session: " + std::string(std::strerror(f.err));
-    case stage_exec: return "fork/exec: " + go_errno(f.err);
+    case stage_exec: return "fork/exec: " + errno_text(f.err);
     default: return "setting up stdio: " + std::string(std::strerror(f.err));
   }
 }
@@ -252,7 +244,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
   if (exceeds_exec_limits(req)) {
     // What envd's exec of its /bin/sh wrapper answers; checked here because our own execve may
     // fail earlier on the long name (ENAMETOOLONG) and "start" a command Go would refuse.
-    result.error = "fork/exec: " + go_errno(E2BIG);
+    result.error = "fork/exec: " + errno_text(E2BIG);
     return result;
   }
   ChildPlan plan{};
@@ -290,16 +282,16 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     return result;
   };
 
-  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
+  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno), true);
   if (req.pty_slave < 0) {
     if (req.stdin_mode == StdinMode::pipe) {
-      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
+      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno), true);
       plan.stdin_fd = in_pipe[0];
     } else {
       devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
       if (devnull < 0) {
         // No /dev/null (a bare chroot): a pipe whose write end is closed reads as EOF too.
-        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno), true);
+        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno), true);
         close_fd(in_pipe[1]);
         plan.stdin_fd = in_pipe[0];
       } else {
@@ -307,7 +299,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
       }
     }
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
-      return fail(errno_text("pipe", errno), true);
+      return fail(syscall_error("pipe", errno), true);
     plan.stdout_fd = out_pipe[1];
     plan.stderr_fd = err_pipe[1];
   }
@@ -338,7 +330,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
   }
   if (pid < 0) {
     int e = errno;  // out of fds for the pidfd: envd's trouble, not the command's
-    return fail(errno_text("fork", e), e == EMFILE || e == ENFILE);
+    return fail(syscall_error("fork", e), e == EMFILE || e == ENFILE);
   }
   if (pid == 0) child_main(plan);
 
@@ -348,7 +340,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
       int e = errno;
       ::kill(static_cast<pid_t>(pid), SIGKILL);
       ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
-      return fail(errno_text("pidfd_open", e), true);
+      return fail(syscall_error("pidfd_open", e), true);
     }
     ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   }
