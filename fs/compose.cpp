@@ -1,5 +1,7 @@
 #include "fs/compose.h"
 
+#include "fs/os_text.h"
+
 #include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -120,7 +122,7 @@ std::optional<WriteFailure> check_compose_sources(const std::vector<ComposeSourc
     struct stat st {};
     if (::stat(s.resolved.c_str(), &st) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) return WriteFailure{404, "source file not found: " + s.raw};
-      return WriteFailure{500, "error checking source file " + s.raw + ": " + errno_message(errno)};
+      return WriteFailure{500, "error checking source file " + s.raw + ": " + errno_text(errno)};
     }
     if (!S_ISREG(st.st_mode)) return WriteFailure{400, "source path is not a regular file: " + s.raw};
   }
@@ -135,7 +137,7 @@ std::optional<WriteFailure> compose_files(const std::vector<ComposeSource>& sour
 
   std::string name(base_name(destination));
   int dir = open_parent_dir(destination);
-  if (dir < 0) return WriteFailure{500, "error opening destination directory: " + errno_message(errno)};
+  if (dir < 0) return WriteFailure{500, "error opening destination directory: " + errno_text(errno)};
   struct stat cur {};
   if (name.empty() || name == "." || name == ".." ||
       (::fstatat(dir, name.c_str(), &cur, 0) == 0 && S_ISDIR(cur.st_mode))) {
@@ -149,8 +151,7 @@ std::optional<WriteFailure> compose_files(const std::vector<ComposeSource>& sour
     int err = errno;
     ::close(dir);
     if (is_no_space(err)) return WriteFailure{507, "not enough disk space available"};
-    return WriteFailure{500,
-                        "error creating temp file: open " + destination + ".e2b-compose.tmp: " + errno_message(err)};
+    return WriteFailure{500, "error creating temp file: open " + destination + ".e2b-compose.tmp: " + errno_text(err)};
   }
   auto fail = [&](WriteFailure f) {
     ::close(out);
@@ -158,27 +159,27 @@ std::optional<WriteFailure> compose_files(const std::vector<ComposeSource>& sour
     ::close(dir);
     return f;
   };
-  if (::fchown(out, uid, gid) != 0) return fail({500, "error creating temp file: fchown: " + errno_message(errno)});
+  if (::fchown(out, uid, gid) != 0) return fail({500, "error creating temp file: fchown: " + errno_text(errno)});
   for (const auto& s : sources) {
     int in = ::open(s.resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (in < 0) {
       int err = errno;
       if (err == ENOENT) return fail({404, "source file not found: " + s.raw});
-      return fail({500, "error opening source file " + s.raw + ": " + errno_message(err)});
+      return fail({500, "error opening source file " + s.raw + ": " + errno_text(err)});
     }
     int err = copy_all(in, out, cancel);
     ::close(in);
     if (err == ECANCELED) return fail({499, "request cancelled"});
     if (is_no_space(err)) return fail({507, "not enough disk space available"});
-    if (err != 0) return fail({500, "error composing files: copy " + s.raw + ": " + errno_message(err)});
+    if (err != 0) return fail({500, "error composing files: copy " + s.raw + ": " + errno_text(err)});
   }
   if (cancel && cancel->load(std::memory_order_relaxed)) return fail({499, "request cancelled"});
   {
     PathLock lock(destination);
     if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
       int err = errno;
-      return fail({is_no_space(err) ? 507 : 500,
-                   "error finalizing compose: rename " + destination + ": " + errno_message(err)});
+      return fail(
+          {is_no_space(err) ? 507 : 500, "error finalizing compose: rename " + destination + ": " + errno_text(err)});
     }
   }
   if (final_stat) ::fstat(out, final_stat);

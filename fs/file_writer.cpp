@@ -1,5 +1,7 @@
 #include "fs/file_writer.h"
 
+#include "fs/os_text.h"
+
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
@@ -124,7 +126,7 @@ std::optional<std::string> validate_metadata(const Metadata& md) {
 
 namespace {
 WriteFailure metadata_failure(std::string_view op, std::string_view name, int err) {
-  std::string detail = "xattr." + std::string(op) + " " + std::string(name) + ": " + errno_message(err);
+  std::string detail = "xattr." + std::string(op) + " " + std::string(name) + ": " + errno_text(err);
   if (is_no_space(err)) return {507, "not enough space for file metadata: " + detail};
   return {500, "error writing file metadata: " + detail};
 }
@@ -190,12 +192,6 @@ Metadata read_metadata(int fd) {
 }
 
 // ---------------------------------------------------------------- helpers
-
-std::string errno_message(int err) {
-  std::string s = std::strerror(err);
-  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  return s;
-}
 
 bool is_no_space(int err) { return err == ENOSPC || err == EDQUOT; }
 
@@ -280,7 +276,7 @@ WriteFailure FileWriter::write_error(int err) const {
     if (opts_.known_length) msg = "attempted to write " + std::to_string(*opts_.known_length) + " bytes: " + msg;
     return {507, msg};
   }
-  return {500, "error writing file: write " + path_ + ": " + errno_message(err)};
+  return {500, "error writing file: write " + path_ + ": " + errno_text(err)};
 }
 
 std::optional<WriteFailure> FileWriter::open(const std::string& path, WriterOptions opts) {
@@ -289,8 +285,8 @@ std::optional<WriteFailure> FileWriter::open(const std::string& path, WriterOpti
   name_ = std::string(base_name(path_));
   if (name_.empty() || name_ == "." || name_ == "..") return WriteFailure{400, "path is a directory: " + path_};
   dir_fd_ = open_parent_dir(path_);
-  if (dir_fd_ < 0) return WriteFailure{500, "error opening file: open " + path_ + ": " + errno_message(errno)};
-  if (::fstat(dir_fd_, &dir_stat_) != 0) return WriteFailure{500, "error opening file: " + errno_message(errno)};
+  if (dir_fd_ < 0) return WriteFailure{500, "error opening file: open " + path_ + ": " + errno_text(errno)};
+  if (::fstat(dir_fd_, &dir_stat_) != 0) return WriteFailure{500, "error opening file: " + errno_text(errno)};
   return opts_.atomic ? open_atomic() : open_in_place();
 }
 
@@ -310,12 +306,13 @@ std::optional<WriteFailure> FileWriter::open_in_place() {
     int err = errno;
     if (err == EISDIR) return WriteFailure{400, "path is a directory: " + path_};
     if (is_no_space(err))
-      return WriteFailure{507, "not enough inodes available: open " + path_ + ": " + errno_message(err)};
-    return WriteFailure{500, "error opening file: open " + path_ + ": " + errno_message(err)};
+      return WriteFailure{507, "not enough inodes available: open " + path_ + ": " + errno_text(err)};
+    return WriteFailure{500, "error opening file: open " + path_ + ": " + errno_text(err)};
   }
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) return WriteFailure{500, "error opening file: " + errno_message(errno)};
+  if (::fstat(fd_, &st) != 0) return WriteFailure{500, "error opening file: " + errno_text(errno)};
   regular_ = S_ISREG(st.st_mode);
+  final_stat_ = st;
   if (regular_) {
     if (opts_.known_length && *opts_.known_length > 0) {
       // Room for the whole new content before anything of the old one is dropped. KEEP_SIZE: the
@@ -333,10 +330,11 @@ std::optional<WriteFailure> FileWriter::open_in_place() {
         return write_error(err);
       }
     }
+    touched_ = true;
     if (::fchown(fd_, opts_.uid, opts_.gid) != 0)
-      return WriteFailure{500, "error opening file: fchown " + path_ + ": " + errno_message(errno)};
+      return WriteFailure{500, "error opening file: fchown " + path_ + ": " + errno_text(errno)};
     if (::ftruncate(fd_, 0) != 0)
-      return WriteFailure{500, "error opening file: truncate " + path_ + ": " + errno_message(errno)};
+      return WriteFailure{500, "error opening file: truncate " + path_ + ": " + errno_text(errno)};
     if (opts_.known_length && *opts_.known_length > 0)  // reserve again (the truncation freed it); best effort
       (void)::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(*opts_.known_length));
   }
@@ -378,7 +376,7 @@ std::optional<WriteFailure> FileWriter::open_atomic() {
     if (opts_.precondition)
       if (auto failed = opts_.precondition(&st)) return failed;
   } else if (errno != ENOENT) {
-    return WriteFailure{500, "error opening file: stat " + path_ + ": " + errno_message(errno)};
+    return WriteFailure{500, "error opening file: stat " + path_ + ": " + errno_text(errno)};
   } else if (opts_.precondition) {
     if (auto failed = opts_.precondition(nullptr)) return failed;
   }
@@ -396,11 +394,11 @@ std::optional<WriteFailure> FileWriter::open_atomic() {
   if (fd_ < 0) {
     int err = errno;
     if (is_no_space(err))
-      return WriteFailure{507, "not enough inodes available: open " + path_ + ": " + errno_message(err)};
-    return WriteFailure{500, "error opening file: create temp file for " + path_ + ": " + errno_message(err)};
+      return WriteFailure{507, "not enough inodes available: open " + path_ + ": " + errno_text(err)};
+    return WriteFailure{500, "error opening file: create temp file for " + path_ + ": " + errno_text(err)};
   }
   if (::fchown(fd_, opts_.uid, opts_.gid) != 0)
-    return WriteFailure{500, "error opening file: fchown " + path_ + ": " + errno_message(errno)};
+    return WriteFailure{500, "error opening file: fchown " + path_ + ": " + errno_text(errno)};
   if (opts_.known_length && *opts_.known_length > 0 &&
       ::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(*opts_.known_length)) != 0 && is_no_space(errno))
     return write_error(errno);
@@ -424,7 +422,8 @@ std::optional<WriteFailure> FileWriter::commit(const Metadata& md) {
   if (regular_)
     if (auto failed = replace_metadata(fd_, md, &metadata_unsupported_)) return failed;
   if (opts_.atomic) return commit_atomic();
-  if (::fstat(fd_, &final_stat_) != 0) return WriteFailure{500, "error writing file: " + errno_message(errno)};
+  if (::fstat(fd_, &final_stat_) != 0) return WriteFailure{500, "error writing file: " + errno_text(errno)};
+  if (regular_) final_metadata_ = read_metadata(fd_);
   committed_ = true;
   abort();  // closes the fds
   return std::nullopt;
@@ -437,7 +436,7 @@ std::optional<WriteFailure> FileWriter::commit_atomic() {
   struct stat cur {};
   bool exists = ::fstatat(dir_fd_, name_.c_str(), &cur, AT_SYMLINK_NOFOLLOW) == 0;
   if (!exists && errno != ENOENT)
-    return WriteFailure{500, "error writing file: stat " + path_ + ": " + errno_message(errno)};
+    return WriteFailure{500, "error writing file: stat " + path_ + ": " + errno_text(errno)};
   if (exists) {
     if (auto refused = refuse_replace(cur)) return refused;
     if (opts_.create_only) return WriteFailure{412, "precondition failed: '" + path_ + "' already exists"};
@@ -451,13 +450,13 @@ std::optional<WriteFailure> FileWriter::commit_atomic() {
     if (cur.st_uid != opts_.uid || cur.st_gid != opts_.gid) mode &= ~(S_ISUID | S_ISGID);
   }
   if (::fchmod(fd_, mode) != 0)
-    return WriteFailure{500, "error writing file: chmod " + path_ + ": " + errno_message(errno)};
+    return WriteFailure{500, "error writing file: chmod " + path_ + ": " + errno_text(errno)};
 
   auto rename_failure = [&](const char* op, int err) {
     if (err == EEXIST && opts_.create_only)
       return WriteFailure{412, "precondition failed: '" + path_ + "' already exists"};
     if (is_no_space(err)) return write_error(err);
-    return WriteFailure{500, "error writing file: " + std::string(op) + " " + path_ + ": " + errno_message(err)};
+    return WriteFailure{500, "error writing file: " + std::string(op) + " " + path_ + ": " + errno_text(err)};
   };
   if (temp_name_.empty()) {
     // O_TMPFILE: give the inode a name. Directly on the target when it must not exist (linkat never
@@ -492,8 +491,10 @@ std::optional<WriteFailure> FileWriter::commit_atomic() {
     temp_name_.clear();
   }
   committed_ = true;
+  touched_ = true;
   (void)::fsync(dir_fd_);  // the new name is durable too
   ::fstat(fd_, &final_stat_);
+  final_metadata_ = read_metadata(fd_);
   abort();
   return std::nullopt;
 }

@@ -56,8 +56,6 @@ Metadata read_metadata(int fd);
 
 // ---- helpers shared with compose ----
 
-// Go-style errno text ("no space left on device").
-std::string errno_message(int err);
 bool is_no_space(int err);  // ENOSPC or EDQUOT
 // 16 random hex digits.
 std::string random_hex();
@@ -115,6 +113,10 @@ class FileWriter {
 
   // After commit: the written file's stat (for ETag generations and EntryInfo).
   const struct stat& final_stat() const { return final_stat_; }
+  // After commit: the metadata read back from the file (what the response shows).
+  const Metadata& final_metadata() const { return final_metadata_; }
+  // Whether the target may have changed (in place: opened; atomic: committed), for ETag generations.
+  bool touched() const { return touched_; }
   bool metadata_unsupported() const { return metadata_unsupported_; }
   std::uint64_t written() const { return written_; }
 
@@ -137,6 +139,8 @@ class FileWriter {
   std::uint64_t written_ = 0;
   struct stat dir_stat_ {};
   struct stat final_stat_ {};
+  Metadata final_metadata_;
+  bool touched_ = false;
 };
 
 }  // namespace envd::fs
