@@ -26,6 +26,7 @@
 #include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "fs/files_service.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
+  envd::fs::register_files_routes(router, state);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
