@@ -27,6 +27,7 @@
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "fs/files_service.h"
+#include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::register_files_routes(router, state);
+  envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;

@@ -105,7 +105,9 @@ class Http1Exchange final : public Exchange {
       if (ec) {
         out.resize(old);
         body_failed_ = true;
-        mark_closed();
+        // Cancelled by the handler (an upload's idle bound): the client is still there and gets
+        // the handler's answer; the connection closes after it, as the body was not read.
+        if (ec != asio::error::operation_aborted) mark_closed();
         co_return BodyRead::error;
       }
     }
