@@ -26,6 +26,7 @@
 #include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "envd/test_routes.h"
 #include "fs/files_service.h"
 #include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
@@ -144,6 +145,7 @@ int main(int argc, char** argv) {
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::register_files_routes(router, state);
   envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
+  if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
@@ -182,6 +184,7 @@ int main(int argc, char** argv) {
     acceptor.close(ignored);
     metrics.stop();
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+    router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };

@@ -5,11 +5,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "envd/request_scope.h"
 
 namespace envd::http {
 
@@ -62,11 +65,21 @@ class Exchange {
 
   // True once the client went away (connection closed, stream reset).
   virtual bool closed() const = 0;
-  // Calls `fn` once when the client goes away (right away if it already has); an empty function
-  // unregisters. A callback, not a coroutine: a call waiting on this costs no coroutine frame.
-  void on_closed(std::function<void()> fn) {
-    on_closed_ = std::move(fn);
-    if (on_closed_ && closed()) notify_closed();
+  // This request's cancellation (envd/request_scope.h): cancelled when the client goes away (and
+  // by the RPC layer at a deadline, by the router at shutdown). Register with scope().on_cancel();
+  // pass scope().token() to pool jobs. The router installs it; without one (a handler run by a
+  // unit test) the first call makes one.
+  RequestScope& scope() {
+    if (!scope_) set_scope(std::make_shared<RequestScope>(executor()));
+    return *scope_;
+  }
+  const std::shared_ptr<RequestScope>& scope_ptr() {
+    scope();
+    return scope_;
+  }
+  void set_scope(std::shared_ptr<RequestScope> s) {
+    scope_ = std::move(s);
+    if (scope_ && closed()) scope_->cancel(CancelReason::client_gone);
   }
 
   // Set by the router for log lines about this request.
@@ -82,12 +95,10 @@ class Exchange {
   asio::awaitable<void> respond(int status, Headers headers, std::string body);
 
  protected:
-  // Sessions call this when the client goes away.
+  // Sessions call this when the client goes away (the scope posts its callbacks: they never run
+  // inside the session code that noticed).
   void notify_closed() {
-    if (auto fn = std::move(on_closed_)) {
-      on_closed_ = nullptr;
-      fn();
-    }
+    if (scope_) scope_->cancel(CancelReason::client_gone);
   }
 
   bool head_sent_ = false;
@@ -96,7 +107,7 @@ class Exchange {
   Headers extra_headers_;
 
  private:
-  std::function<void()> on_closed_;
+  std::shared_ptr<RequestScope> scope_;
 };
 
 // Reads the whole request body, refusing more than `limit` bytes.

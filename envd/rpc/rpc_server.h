@@ -12,6 +12,7 @@
 
 #include "envd/http/event.h"
 #include "envd/http/exchange.h"
+#include "envd/request_scope.h"
 #include "envd/rpc/codec.h"
 #include "envd/rpc/service.h"
 
@@ -64,8 +65,7 @@ class RpcServer {
   Registry& registry_;
   RpcConfig config_;
   Authenticator authenticator_;
-  struct CallCancel;
-  std::set<std::shared_ptr<CallCancel>> active_;  // calls whose handler is running
+  std::set<std::shared_ptr<RequestScope>> active_;  // scopes of the calls whose handler is running
   std::optional<Status> shutdown_status_;
 };
 

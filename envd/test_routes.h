@@ -1,0 +1,11 @@
+#pragma once
+// REST routes for end-to-end tests of the transport (only with --test-services), beside the
+// envdtest.Echo RPC service:
+//   GET /__test/wait-cancel  a pool job that waits for the request's cancellation (token), then
+//                            ends; its handler never answers unless cancelled
+//   GET /__test/scope-stats  {"started":N,"cancelled":N,"client_gone":N,"shutdown":N} for it
+#include "envd/router.h"
+
+namespace envd {
+void register_test_routes(Router& router);
+}  // namespace envd
