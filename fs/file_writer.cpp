@@ -273,7 +273,7 @@ void FileWriter::abort() {
 WriteFailure FileWriter::write_error(int err) const {
   if (is_no_space(err)) {
     std::string msg = "not enough disk space available";
-    if (opts_.known_length) msg = "attempted to write " + std::to_string(*opts_.known_length) + " bytes: " + msg;
+    if (opts_.content_length) msg = "attempted to write " + std::to_string(*opts_.content_length) + " bytes: " + msg;
     return {507, msg};
   }
   return {500, "error writing file: write " + path_ + ": " + errno_text(err)};

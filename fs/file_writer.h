@@ -88,6 +88,10 @@ struct WriterOptions {
   // The decoded body length, when known before writing (raw body with Content-Length and no
   // Content-Encoding).
   std::optional<std::uint64_t> known_length;
+  // The request's Content-Length, when it has one: envd words a full disk as "attempted to write
+  // <Content-Length> bytes: not enough disk space available" (the whole body's length, even for
+  // multipart or gzip bodies).
+  std::optional<std::uint64_t> content_length;
   // If-None-Match: * : the commit fails with 412 if the target exists (atomic only).
   bool create_only = false;
   // Called under the path lock right before the rename with the current target (nullptr if none):

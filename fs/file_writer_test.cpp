@@ -70,10 +70,10 @@ struct SmallTmpfs {
   }
 };
 
-#define NEED_TMPFS(fs)                                                        \
-  if (!(fs).mounted) {                                                        \
+#define NEED_TMPFS(fs)                                                       \
+  if (!(fs).mounted) {                                                       \
     MESSAGE("skipped: cannot mount a small tmpfs (" << (fs).why_not << ")"); \
-    return;                                                                   \
+    return;                                                                  \
   }
 
 std::string slurp(const std::string& p) {
@@ -112,6 +112,7 @@ WriterOptions in_place(std::optional<std::uint64_t> len = std::nullopt) {
   o.uid = kUid;
   o.gid = kGid;
   o.known_length = len;
+  o.content_length = len;
   return o;
 }
 WriterOptions atomic(std::optional<std::uint64_t> len = std::nullopt) {
@@ -123,8 +124,11 @@ WriterOptions atomic(std::optional<std::uint64_t> len = std::nullopt) {
 }  // namespace
 
 TEST_CASE("metadata: headers, first value, empty key skipped") {
-  auto md = metadata_from_headers(
-      {{"x-metadata-foo", "1"}, {"content-type", "x"}, {"x-metadata-foo", "2"}, {"x-metadata-", "v"}, {"x-metadata-b", ""}});
+  auto md = metadata_from_headers({{"x-metadata-foo", "1"},
+                                   {"content-type", "x"},
+                                   {"x-metadata-foo", "2"},
+                                   {"x-metadata-", "v"},
+                                   {"x-metadata-b", ""}});
   REQUIRE(md.size() == 2);
   CHECK(md[0] == std::pair<std::string, std::string>{"foo", "1"});
   CHECK(md[1] == std::pair<std::string, std::string>{"b", ""});

@@ -89,6 +89,9 @@ class Http1Exchange final : public Exchange {
       if (ec) co_return mark_closed(), BodyRead::error;
     }
     if (max_bytes == 0) max_bytes = 1;
+    // Beast reads the socket into buf_ in pieces of its free capacity (512 bytes after a small
+    // head): give a large body room for 64 KiB reads, and take it back once the body is read.
+    if (max_bytes >= 4096 && buf_.capacity() < kBodyReadBytes) buf_.reserve(kBodyReadBytes);
     std::size_t old = out.size();
     out.resize(old + max_bytes);
     std::size_t got = 0;
@@ -114,6 +117,7 @@ class Http1Exchange final : public Exchange {
     out.resize(old + got);
     if (parser_.is_done()) {
       body_done_ = true;
+      if (buf_.capacity() >= kBodyReadBytes && buf_.size() < 4096) buf_.shrink_to_fit();
       start_watch();
     }
     if (got > 0) co_return BodyRead::data;
@@ -205,6 +209,7 @@ class Http1Exchange final : public Exchange {
   }
 
   std::chrono::milliseconds idle_timeout_{640'000};
+  static constexpr std::size_t kBodyReadBytes = 64 * 1024;
 
  private:
   void mark_closed() {
