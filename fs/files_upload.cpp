@@ -23,7 +23,6 @@
 #include "fs/file_writer.h"
 #include "fs/files_common.h"
 #include "fs/fs_ops.h"
-//#include "envd/rest/multipart.h"
 
 namespace envd::fs {
 
@@ -46,6 +45,17 @@ http::Headers json_headers() { return {{"content-type", "application/json"}}; }
 Reply text_reply(int status, std::string body) {  // Go's http.Error (query binding errors)
   return Reply{
       status, {{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}}, std::move(body)};
+}
+
+std::optional<std::uint64_t> parse_content_length(const http::RequestHead& head) {
+  auto cl = head.header("content-length");
+  if (!cl || cl->empty() || cl->size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : *cl) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
 }
 
 std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -101,29 +111,33 @@ enum class Pull { data, end, gone, idle, bad };  // bad: the gzip stream is corr
 // signal that a timer emits.
 class BodyPuller {
  public:
-  BodyPuller(http::Exchange& ex, std::chrono::milliseconds idle) : ex_(ex), idle_(idle), timer_(ex.executor()) {}
-  ~BodyPuller() { timer_.cancel(); }
+  BodyPuller(http::Exchange& ex, std::chrono::milliseconds idle)
+      : ex_(ex), idle_(idle), st_(std::make_shared<State>(ex.executor())) {}
+  ~BodyPuller() { st_->timer.cancel(); }
 
   awaitable<Pull> next(std::string& out, std::size_t max) {
     if (ended_) co_return Pull::end;
-    const std::uint64_t gen = ++gen_;
-    timer_.expires_after(idle_);
-    timer_.async_wait([this, gen](boost::system::error_code ec) {
-      if (ec || gen != gen_ || !reading_) return;
-      timed_out_ = true;
-      signal_.emit(asio::cancellation_type::terminal);
+    const std::uint64_t gen = ++st_->gen;
+    st_->timer.expires_after(idle_);
+    // The state is shared with the timer's handler: a handler already queued when this object
+    // goes away still finds it (and, its generation being stale, does nothing).
+    st_->timer.async_wait([st = st_, gen](boost::system::error_code ec) {
+      if (ec || gen != st->gen || !st->reading) return;
+      st->timed_out = true;
+      st->signal.emit(asio::cancellation_type::terminal);
     });
-    reading_ = true;
+    st_->reading = true;
     http::BodyRead r = http::BodyRead::error;
     try {
       r = co_await asio::co_spawn(ex_.executor(), ex_.read_body(out, max),
-                                  asio::bind_cancellation_slot(signal_.slot(), asio::use_awaitable));
+                                  asio::bind_cancellation_slot(st_->signal.slot(), asio::use_awaitable));
     } catch (const boost::system::system_error&) {
       r = http::BodyRead::error;
     }
-    reading_ = false;
-    timer_.cancel();
-    if (timed_out_) co_return Pull::idle;
+    st_->reading = false;
+    ++st_->gen;
+    st_->timer.cancel();
+    if (st_->timed_out) co_return Pull::idle;
     switch (r) {
       case http::BodyRead::data: co_return Pull::data;
       case http::BodyRead::end: ended_ = true; co_return Pull::end;
@@ -132,13 +146,17 @@ class BodyPuller {
   }
 
  private:
+  struct State {
+    explicit State(const asio::any_io_executor& ex) : timer(ex) {}
+    asio::steady_timer timer;
+    asio::cancellation_signal signal;
+    std::uint64_t gen = 0;
+    bool reading = false;
+    bool timed_out = false;
+  };
   http::Exchange& ex_;
   std::chrono::milliseconds idle_;
-  asio::steady_timer timer_;
-  asio::cancellation_signal signal_;
-  std::uint64_t gen_ = 0;
-  bool reading_ = false;
-  bool timed_out_ = false;
+  std::shared_ptr<State> st_;
   bool ended_ = false;
 };
 
@@ -152,6 +170,9 @@ class Upload {
  public:
   Upload(http::Exchange& ex, SandboxState& state, const UploadOptions& opts, FilesRequest req)
       : ex_(ex), state_(state), opts_(opts), req_(std::move(req)), body_(ex, opts.idle_timeout) {}
+  // Also reached by unwinding, when the request is cancelled (client gone, shutdown) in the
+  // middle of a co_await: an unfinished file is dropped on the pool, by a job of its own.
+  ~Upload();
 
   awaitable<void> run();
   awaitable<void> run_request();
@@ -164,6 +185,8 @@ class Upload {
   awaitable<std::optional<WriteFailure>> write(std::string_view data);
   void start_write(std::string_view data);
   awaitable<std::optional<WriteFailure>> wait_write();
+  // Waits for the write in flight if it reads from `buf`, before `buf` is refilled.
+  awaitable<void> release(const std::string& buf);
   // After a piece was handed to write(): the next pull fills the other buffer.
   void swap_buffers();
   awaitable<std::optional<WriteFailure>> commit();
@@ -188,23 +211,33 @@ class Upload {
   Conditions cond_;
   bool atomic_ = false;
   bool gzip_ = false;
-  std::optional<std::uint64_t> known_length_;
+  std::optional<std::uint64_t> known_length_;    // decoded length, known before writing
+  std::optional<std::uint64_t> content_length_;  // the request's, for envd's 507 wording
   std::unique_ptr<rest::GzipInflater> inflater_;
   static constexpr std::size_t kInflateChunk = 256 * 1024;
-  std::string in_;          // raw body bytes
-  std::size_t in_off_ = 0;  // gzip: how much of in_ the inflater consumed
+  // The body buffers are shared with the write in flight, so that they outlive this object if the
+  // request is cancelled while a pool thread still reads one of them.
+  struct Buffers {
+    std::string in, in_spare, decoded, decoded_spare;
+  };
+  std::shared_ptr<Buffers> bufs_ = std::make_shared<Buffers>();
+  std::string& in_ = bufs_->in;  // raw body bytes
+  std::size_t in_off_ = 0;       // gzip: how much of in_ the inflater consumed
   bool inflate_pending_ = false;
   bool body_ended_ = false;
-  std::string decoded_;     // inflated bytes (gzip only)
-  std::string_view chunk_;  // what pull() produced: into in_ or decoded_
-  std::string in_spare_, decoded_spare_;
+  std::string& decoded_ = bufs_->decoded;  // inflated bytes (gzip only)
+  std::string_view chunk_;                 // what pull() produced: into in_ or decoded_
+  std::string& in_spare_ = bufs_->in_spare;
+  std::string& decoded_spare_ = bufs_->decoded_spare;
   struct PendingWrite {
     explicit PendingWrite(const asio::any_io_executor& ex) : event(ex) {}
+    const char* base = nullptr;  // the bytes it writes (inside in_/in_spare_/decoded_/...)
     std::optional<WriteFailure> result;
     bool done = false;
     Event event;
   };
   std::shared_ptr<PendingWrite> pending_;
+  std::optional<WriteFailure> write_failure_;  // of a write already waited for
   std::shared_ptr<FileWriter> writer_;
   std::string target_;
   std::string entries_ = "[";
@@ -221,6 +254,7 @@ awaitable<std::optional<WriteFailure>> Upload::open_file(const std::string& targ
   wo.uid = req_.user.uid;
   wo.gid = req_.user.gid;
   wo.known_length = known_length_;
+  wo.content_length = content_length_;
   if (cond_.any) {
     wo.create_only = cond_.create_only();
     wo.precondition = [c = cond_, target](const struct stat* st) { return c.check(target, st); };
@@ -237,22 +271,44 @@ awaitable<std::optional<WriteFailure>> Upload::open_file(const std::string& targ
 // flight, and the buffer it reads from is not refilled until it is done (see swap_buffers()).
 void Upload::start_write(std::string_view data) {
   auto pending = std::make_shared<PendingWrite>(ex_.executor());
+  pending->base = data.data();
   pending_ = pending;
-  auto run = [](std::shared_ptr<PendingWrite> p, std::shared_ptr<FileWriter> w,
+  auto run = [](std::shared_ptr<PendingWrite> p, std::shared_ptr<FileWriter> w, std::shared_ptr<Buffers> keep,
                 std::string_view data) -> awaitable<void> {
     auto job = [w, data] { return w->write(data); };
     p->result = co_await run_blocking(WorkClass::data, job);
     p->done = true;
     p->event.set();
+    keep.reset();
   };
-  asio::co_spawn(ex_.executor(), run(pending, writer_, data), asio::detached);
+  asio::co_spawn(ex_.executor(), run(pending, writer_, bufs_, data), asio::detached);
+}
+
+Upload::~Upload() {
+  if (!writer_) return;
+  auto drop = [](std::shared_ptr<FileWriter> w) -> awaitable<void> {
+    auto job = [w] {
+      bool touched = w->touched();
+      struct stat st = w->final_stat();
+      w->abort();
+      if (touched) etag_generations().bump(st.st_dev, st.st_ino);
+      return 0;
+    };
+    co_await run_blocking(WorkClass::meta, job);
+  };
+  asio::co_spawn(ex_.executor(), drop(std::move(writer_)), asio::detached);
 }
 
 awaitable<std::optional<WriteFailure>> Upload::wait_write() {
-  if (!pending_) co_return std::nullopt;
-  auto p = std::move(pending_);
-  if (!p->done) co_await p->event.wait();
-  co_return std::move(p->result);
+  if (auto p = std::move(pending_)) {
+    if (!p->done) co_await p->event.wait();
+    if (p->result && !write_failure_) write_failure_ = std::move(p->result);
+  }
+  co_return write_failure_;
+}
+
+awaitable<void> Upload::release(const std::string& buf) {
+  if (pending_ && pending_->base >= buf.data() && pending_->base < buf.data() + buf.capacity()) co_await wait_write();
 }
 
 awaitable<std::optional<WriteFailure>> Upload::write(std::string_view data) {
@@ -319,6 +375,7 @@ void Upload::add_entry() {
 
 awaitable<Pull> Upload::pull() {
   if (!gzip_) {
+    co_await release(in_);
     in_.clear();
     Pull p = co_await body_.next(in_, opts_.read_chunk_bytes);
     chunk_ = in_;
@@ -328,6 +385,7 @@ awaitable<Pull> Upload::pull() {
   // huge one (a gzip bomb) never takes more memory than that buffer.
   for (;;) {
     if (in_off_ < in_.size() || inflate_pending_) {
+      co_await release(decoded_);
       decoded_.resize(kInflateChunk);
       auto step = inflater_->inflate({in_.data() + in_off_, in_.size() - in_off_}, {decoded_.data(), decoded_.size()});
       if (inflater_->failed()) co_return gzip_failed();
@@ -409,8 +467,9 @@ awaitable<void> Upload::run_raw(const std::string& raw_path) {
 }
 
 awaitable<void> Upload::run_multipart(std::string_view content_type) {
+  // Wired to envd/rest/multipart (streaming reader) as soon as it lands.
   (void)content_type;
-  co_await reply_error(ex_, 501, "multipart: not wired yet");
+  co_await reply_error(ex_, 501, "multipart uploads are not wired yet");
 }
 
 awaitable<void> Upload::run() {
@@ -453,17 +512,12 @@ awaitable<void> Upload::run_request() {
   cond_ = Conditions::from(head);
   if (cond_.any) atomic_ = true;  // check and rename happen together, under the path lock
 
+  content_length_ = parse_content_length(head);
   std::string_view ct = head.header("content-type").value_or("");
   std::string mt = media_type(ct);
   if (mt == "application/octet-stream") {
     if (!req_.path) co_return co_await reply_error(ex_, 400, "path query parameter is required for raw body upload");
-    if (!gzip_)
-      if (auto cl = head.header("content-length")) {
-        std::uint64_t n = 0;
-        bool ok = !cl->empty();
-        for (char c : *cl) ok = ok && c >= '0' && c <= '9' && (n = n * 10 + static_cast<std::uint64_t>(c - '0'), true);
-        if (ok) known_length_ = n;
-      }
+    if (!gzip_) known_length_ = content_length_;  // the body is the file
     co_return co_await run_raw(*req_.path);
   }
   if (mt.rfind("multipart/", 0) == 0) {
@@ -515,8 +569,7 @@ awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
   }
   if (auto f = check_compose_paths(sources, dest.path)) co_return co_await reply_error(ex, f->status, f->message);
 
-  auto cancel = std::make_shared<std::atomic<bool>>(false);
-  ex.on_closed([cancel] { cancel->store(true); });
+  CancelToken cancel = ex.scope().token();
   auto job = [&, cancel, uid = user->uid, gid = user->gid]() -> std::optional<WriteFailure> {
     if (auto f = check_compose_sources(sources)) return f;
     if (auto r = ensure_dirs(go_dir(dest.path), uid, gid); !r.ok())
@@ -527,7 +580,6 @@ awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
     return f;
   };
   auto failed = co_await run_blocking(WorkClass::walk, job);
-  ex.on_closed(nullptr);
   if (failed) co_return co_await reply_error(ex, failed->status, failed->message);
   std::string out = "{\"name\":";
   append_go_json_string(out, base_name(dest.path));
