@@ -17,6 +17,7 @@
 #include "envd/json_util.h"
 #include "envd/log.h"
 #include "envd/rest/gzip.h"
+#include "envd/rest/multipart.h"
 #include "envd/rest/query.h"
 #include "fs/compose.h"
 #include "fs/etag.h"
@@ -286,7 +287,10 @@ void Upload::start_write(std::string_view data) {
 
 Upload::~Upload() {
   if (!writer_) return;
-  auto drop = [](std::shared_ptr<FileWriter> w) -> awaitable<void> {
+  // After the write in flight, if any: never two pool jobs on one writer (a close racing a
+  // write could send the bytes to whatever file reuses the descriptor).
+  auto drop = [](std::shared_ptr<FileWriter> w, std::shared_ptr<PendingWrite> pending) -> awaitable<void> {
+    if (pending && !pending->done) co_await pending->event.wait();
     auto job = [w] {
       bool touched = w->touched();
       struct stat st = w->final_stat();
@@ -296,7 +300,7 @@ Upload::~Upload() {
     };
     co_await run_blocking(WorkClass::meta, job);
   };
-  asio::co_spawn(ex_.executor(), drop(std::move(writer_)), asio::detached);
+  asio::co_spawn(ex_.executor(), drop(std::move(writer_), std::move(pending_)), asio::detached);
 }
 
 awaitable<std::optional<WriteFailure>> Upload::wait_write() {
@@ -467,9 +471,72 @@ awaitable<void> Upload::run_raw(const std::string& raw_path) {
 }
 
 awaitable<void> Upload::run_multipart(std::string_view content_type) {
-  // Wired to envd/rest/multipart (streaming reader) as soon as it lands.
-  (void)content_type;
-  co_await reply_error(ex_, 501, "multipart uploads are not wired yet");
+  auto boundary = rest::multipart_boundary(content_type);
+  if (boundary.boundary.empty())
+    co_return co_await reply_error(ex_, 400, "error parsing multipart form: " + boundary.error);
+  rest::MultipartReader reader(std::move(boundary.boundary));
+  bool file_part = false;  // inside a part named `file`
+  bool at_end = false;
+  int finishes = 0;
+  std::string_view in;
+  for (;;) {
+    rest::MultipartEvent ev = at_end && in.empty() ? reader.finish() : reader.next(in);
+    if (at_end && in.empty() && ++finishes > 4) ev = rest::MultipartEvent::error;  // never spin
+    if (ev == rest::MultipartEvent::need_more) {
+      swap_buffers();  // writes in flight keep reading the piece just parsed
+      Pull p = co_await pull();
+      if (p == Pull::gone || p == Pull::idle || p == Pull::bad) co_return co_await end_on(p);
+      if (p == Pull::end) at_end = true;
+      in = chunk_;
+      continue;
+    }
+    switch (ev) {
+      case rest::MultipartEvent::part_begin: {
+        file_part = reader.headers().form_name() == "file";
+        if (!file_part) break;
+        std::string raw;
+        if (req_.path)
+          raw = *req_.path;
+        else if (auto name = reader.headers().filename())
+          raw = *name;
+        else
+          co_return co_await reply_error(
+              ex_, 400,
+              "error getting multipart custom part file name: filename not found in Content-Disposition header");
+        FilesPath resolved = resolve_files_path(state_, req_.user, raw);
+        if (!resolved.error.empty())
+          co_return co_await reply_error(ex_, 400, "error resolving path: " + resolved.error);
+        if (!targets_.insert(resolved.path).second)
+          co_return co_await reply_error(ex_, 400,
+                                         "you cannot upload multiple files to the same path '" + resolved.path +
+                                             "' in one upload request, only the first specified file was uploaded");
+        if (auto f = co_await open_file(resolved.path)) co_return co_await fail(f->status, f->message);
+        break;
+      }
+      case rest::MultipartEvent::data: {
+        if (!file_part) break;
+        std::string_view d = reader.data();
+        if (auto f = co_await write(d)) co_return co_await fail(f->status, f->message);
+        // Bytes from the reader's own small buffer (a held-back delimiter prefix) change at the
+        // next call: that write must be done first.
+        bool from_input = d.data() >= chunk_.data() && d.data() + d.size() <= chunk_.data() + chunk_.size();
+        if (!from_input)
+          if (auto f = co_await wait_write()) co_return co_await fail(f->status, f->message);
+        break;
+      }
+      case rest::MultipartEvent::part_end:
+        if (file_part)
+          if (auto f = co_await commit()) co_return co_await fail(f->status, f->message);
+        file_part = false;
+        break;
+      case rest::MultipartEvent::done: co_return co_await finish_ok();
+      case rest::MultipartEvent::error:
+      default:
+        co_return co_await fail(
+            400, "error reading form: " +
+                     (reader.error().empty() ? std::string("multipart: NextPart: EOF") : reader.error()));
+    }
+  }
 }
 
 awaitable<void> Upload::run() {
