@@ -65,6 +65,11 @@ class Exchange {
 
   // True once the client went away (connection closed, stream reset).
   virtual bool closed() const = 0;
+  // Breaks a response whose head is out but whose body cannot be completed (a file that shrank or
+  // failed to read mid-download): the client must see a failed transfer, never a short body that
+  // looks complete. HTTP/1.1 closes the connection without the final chunk (or short of
+  // Content-Length); HTTP/2 resets the stream. finish() does nothing afterwards.
+  virtual void abort() {}
   // This request's cancellation (envd/request_scope.h): cancelled when the client goes away (and
   // by the RPC layer at a deadline, by the router at shutdown). Register with scope().on_cancel();
   // pass scope().token() to pool jobs. The router installs it; without one (a handler run by a

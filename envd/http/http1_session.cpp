@@ -174,6 +174,12 @@ class Http1Exchange final : public Exchange {
 
   bool closed() const override { return closed_; }
 
+  // No final chunk, and complete() then closes the connection (keep-alive off).
+  void abort() override {
+    finished_ = true;
+    keep_alive_ = false;
+  }
+
   // After the handler: make sure a response went out, stop the watcher, and tell whether the
   // connection can carry another request.
   asio::awaitable<bool> complete() {
