@@ -4,6 +4,9 @@
 //   GET /__test/wait-cancel  a pool job that waits for the request's cancellation (token), then
 //                            ends; its handler never answers unless cancelled
 //   GET /__test/scope-stats  {"started":N,"cancelled":N,"client_gone":N,"shutdown":N} for it
+//   GET /__test/file?path=P[&offset=O][&length=L]
+//                            sends that region of file P with Exchange::write_file (404 if it
+//                            cannot be opened, 416 if the region is outside the file)
 #include "envd/router.h"
 
 namespace envd {

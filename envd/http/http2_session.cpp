@@ -41,6 +41,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   asio::awaitable<bool> write_body(std::string data) override;
   asio::awaitable<void> finish(Headers trailers) override;
   bool closed() const override { return closed_; }
+  void abort_response() override;
 
   void release_eof();
 
@@ -216,6 +217,13 @@ asio::awaitable<void> H2Stream::finish(Headers trailers) {
   auto timer = std::make_shared<asio::steady_timer>(session_->executor(), kEofWaitForRequest);
   timer->async_wait([self, timer](const boost::system::error_code&) { self->release_eof(); });
   co_return;
+}
+
+void H2Stream::abort_response() {
+  if (closed_ || session_->dead()) return;
+  nghttp2_submit_rst_stream(session_->raw(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+  session_->signal_write();
+  mark_closed();
 }
 
 void H2Stream::release_eof() {

@@ -1,6 +1,7 @@
 #include "envd/rpc/rpc_server.h"
 
 #include "envd/base64.h"
+#include "envd/blocking.h"
 
 #include <google/protobuf/message.h>
 
@@ -202,16 +203,13 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   // --- MessageSink
   asio::awaitable<bool> send(const google::protobuf::Message& msg) override {
     if (wire_.protocol == Protocol::connect_unary) {
-      unary_response_ = encode_message(wire_.codec, msg);
+      // Compressed in finish(), with the Content-Encoding header.
+      unary_response_ = co_await encode(msg, false);
       co_return true;
     }
     if (!co_await ensure_head()) co_return false;
-    std::string payload = encode_message(wire_.codec, msg);
-    std::uint8_t flags = 0;
-    if (response_gzip_) {
-      payload = gzip_compress(payload);
-      flags |= kFlagCompressed;
-    }
+    std::string payload = co_await encode(msg, response_gzip_);
+    std::uint8_t flags = response_gzip_ ? kFlagCompressed : 0;
     co_return co_await write_frame(encode_envelope(flags, payload));
   }
 
@@ -228,7 +226,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         http::Headers h{{"content-type", wire_.content_type}};
         std::string body = std::move(unary_response_);
         if (response_gzip_) {
-          body = gzip_compress(body);
+          body = co_await compress(std::move(body));
           h.emplace_back("content-encoding", "gzip");
         }
         co_await ex_.respond(200, std::move(h), std::move(body));
@@ -261,6 +259,27 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   }
 
  private:
+  // Encodes (and maybe gzips) a response message: on the loop when small, on the blocking pool
+  // when large (cfg_.off_loop_encode_bytes). The message is not touched by anyone else meanwhile:
+  // the handler awaits send().
+  asio::awaitable<std::string> encode(const google::protobuf::Message& msg, bool gzip) {
+    if (msg.ByteSizeLong() < cfg_.off_loop_encode_bytes) {
+      std::string out = encode_message(wire_.codec, msg);
+      co_return gzip ? gzip_compress(out) : out;
+    }
+    auto job = [codec = wire_.codec, &msg, gzip] {
+      std::string out = encode_message(codec, msg);
+      return gzip ? gzip_compress(out) : out;
+    };
+    co_return co_await run_blocking(WorkClass::walk, job);
+  }
+
+  asio::awaitable<std::string> compress(std::string body) {
+    if (body.size() < cfg_.off_loop_encode_bytes) co_return gzip_compress(body);
+    auto job = [&body] { return gzip_compress(body); };
+    co_return co_await run_blocking(WorkClass::walk, job);
+  }
+
   // One frame of a streamed body; gRPC-Web text sends each as its own padded base64 segment.
   asio::awaitable<bool> write_frame(std::string frame) {
     if (wire_.base64) frame = base64_encode(frame);
