@@ -16,6 +16,7 @@
 
 #include "envd/access.h"
 #include "envd/auth.h"
+#include "envd/blocking.h"
 #include "envd/control.h"
 #include "envd/echo_service.h"
 #include "envd/flags.h"
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io(1);
+  envd::default_blocking_pool().set_max_threads(flags.blocking_threads);
 
   envd::SandboxState state;
   state.internal_env["E2B_SANDBOX"] = flags.is_not_fc ? "false" : "true";
@@ -184,6 +186,8 @@ int main(int argc, char** argv) {
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
   io.run();
+  // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
+  envd::default_blocking_pool().shutdown(std::chrono::seconds(1));
   envd::log::flush();
   return 0;
 }
