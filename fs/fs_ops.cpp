@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "envd/os_error.h"
 #include "envd/paths.h"
 #include "filesystem.pb.h"
-#include "fs/os_text.h"
 
 namespace envd::fs {
 
