@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <vector>
 
+#include "envd/os_error.h"
 #include "envd/paths.h"
 #include "filesystem.pb.h"
-#include "fs/os_text.h"
 
 namespace envd::fs {
 

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "envd/os_error.h"
 #include "envd/paths.h"
 #include "filesystem.pb.h"
-#include "fs/os_text.h"
 
 namespace envd::fs {
 
@@ -432,6 +432,19 @@ struct ListWalk {
   }
 };
 
+// Go's os.Rename refuses an existing directory as the destination, even an empty one (EEXIST),
+// unless both names are one file under different names; a missing source is reported first.
+// envd inherits that, and clients see "file exists" for it.
+int go_rename_check(const std::string& src, const std::string& dst) {
+  if (has_nul(src) || has_nul(dst)) return EINVAL;
+  struct stat dst_st {};
+  if (::lstat(dst.c_str(), &dst_st) != 0 || !S_ISDIR(dst_st.st_mode)) return 0;
+  struct stat src_st {};
+  if (::lstat(src.c_str(), &src_st) != 0) return errno;
+  if (src == dst || src_st.st_dev != dst_st.st_dev || src_st.st_ino != dst_st.st_ino) return EEXIST;
+  return 0;
+}
+
 }  // namespace
 
 std::string go_dir(std::string_view path) {
@@ -441,12 +454,17 @@ std::string go_dir(std::string_view path) {
 }
 
 OsResult ensure_dirs(std::string_view dir_in, uid_t uid, gid_t gid) {
-  const std::string dir(dir_in);
-  // Every prefix ending before a slash, then the whole path (Go: strings.Split + Join).
-  for (std::size_t end = 0; end <= dir.size(); ++end) {
-    if (end < dir.size() && dir[end] != '/') continue;
-    std::string sub = dir.substr(0, end);
-    if (sub.empty()) continue;
+  if (dir_in.empty()) return {};
+  // The path and its parents as filepath.Dir gives them (lexically cleaned: "/a/x/../y" has the
+  // parent "/a", and "/a/x" is never created), handled from the top down.
+  std::vector<std::string> chain{std::string(dir_in)};
+  for (;;) {
+    std::string up = go_dir(chain.back());
+    if (up == chain.back()) break;
+    chain.push_back(std::move(up));
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const std::string& sub = *it;
     struct stat st {};
     int e = sys_stat(sub, st);
     if (e == 0) {
@@ -562,12 +580,8 @@ OsResult move_across_devices(const std::string& src, const std::string& dst, con
 rpc::Status move(const std::string& src, const std::string& dst, uid_t uid, gid_t gid, IdNames& names,
                  pb::EntryInfo& out, const CancelToken& cancel) {
   if (auto r = ensure_dirs(go_dir(dst), uid, gid); !r.ok()) return rpc::error(Code::internal, r.error);
-  int e = 0;
-  if (has_nul(src) || has_nul(dst)) {
-    e = EINVAL;
-  } else if (::rename(src.c_str(), dst.c_str()) != 0) {
-    e = errno;
-  }
+  int e = go_rename_check(src, dst);
+  if (e == 0 && ::rename(src.c_str(), dst.c_str()) != 0) e = errno;
   if (e == EXDEV) {
     // envd fails here (§5.5); we copy and remove instead (issue 8: better than envd).
     OsResult r = move_across_devices(src, dst, cancel);

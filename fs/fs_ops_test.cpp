@@ -262,9 +262,18 @@ TEST_CASE("fs ops: Move on one filesystem") {
   CHECK(st.code == Code::not_found);
   CHECK(st.message ==
         "source file not found: rename " + t.path + "/missing " + t.path + "/x: no such file or directory");
-  st = move(t / "d2", t / "full", 0, 0, names, e);
-  CHECK(st.code == Code::internal);
-  CHECK(st.message.rfind("error renaming: rename " + t.path + "/d2 " + t.path + "/full: ", 0) == 0);
+  // Go's os.Rename refuses any existing directory as the destination, even an empty one.
+  REQUIRE(::mkdir((t / "empty").c_str(), 0755) == 0);
+  for (const char* to : {"full", "empty", "d2"}) {
+    st = move(t / "d2", t / to, 0, 0, names, e);
+    CHECK(st.code == Code::internal);
+    CHECK(st.message == "error renaming: rename " + t.path + "/d2 " + t.path + "/" + to + ": file exists");
+  }
+  st = move(t / "missing", t / "empty", 0, 0, names, e);
+  CHECK(st.code == Code::not_found);
+  // filepath.Dir parents: "x/../y" needs only its cleaned parent, so mkdir of it fails.
+  st = make_dir(t / "x/../y", 0, 0, names, e);
+  CHECK(st.message == "failed to create directory: mkdir " + t.path + "/x/../y: no such file or directory");
   st = move(t / "d2", t / "p/q/g/x", 0, 0, names, e);
   CHECK(st.code == Code::internal);
   CHECK(st.message == "path is a file: " + t.path + "/p/q/g");
@@ -421,14 +430,15 @@ TEST_CASE("fs ops: a failed or cancelled move across devices leaves the source a
   IdNames names;
   pb::EntryInfo e;
 
-  // rename(2)'s overwrite rules: a directory onto a non-empty one, onto a file; a file onto a dir.
+  // Go's os.Rename: never onto an existing directory; then rename(2)'s rules (a directory onto a
+  // file: not a directory).
   auto st = move(src, mnt.dir / "full", 0, 0, names, e);
   CHECK(st.code == Code::internal);
-  CHECK(st.message == "error renaming: rename " + src + " " + mnt.dir.path + "/full: directory not empty");
+  CHECK(st.message == "error renaming: rename " + src + " " + mnt.dir.path + "/full: file exists");
   st = move(src, mnt.dir / "plain", 0, 0, names, e);
   CHECK(st.message == "error renaming: rename " + src + " " + mnt.dir.path + "/plain: not a directory");
   st = move(src_base / "file", mnt.dir / "full", 0, 0, names, e);
-  CHECK(st.message == "error renaming: rename " + src_base.path + "/file " + mnt.dir.path + "/full: is a directory");
+  CHECK(st.message == "error renaming: rename " + src_base.path + "/file " + mnt.dir.path + "/full: file exists");
 
   auto flag = std::make_shared<std::atomic<bool>>(true);
   st = move(src, mnt.dir / "new", 0, 0, names, e, flag);
@@ -438,11 +448,16 @@ TEST_CASE("fs ops: a failed or cancelled move across devices leaves the source a
   CHECK_FALSE(exists(mnt.dir / "new"));
   CHECK(leftovers(mnt.dir.path).empty());
 
-  // A file replaces a file; an empty directory is replaced by a directory.
+  // A file replaces a file, and a symlink even to a directory; a directory goes to a new name.
+  write_file(src_base / "file2", "f2");
   REQUIRE(move(src_base / "file", mnt.dir / "plain", 0, 0, names, e).ok());
   CHECK(read_file(mnt.dir / "plain") == "f");
-  REQUIRE(::mkdir((mnt.dir / "empty").c_str(), 0755) == 0);
-  REQUIRE(move(src, mnt.dir / "empty", 0, 0, names, e).ok());
-  CHECK(read_file(mnt.dir / "empty/a") == "a");
+  REQUIRE(::symlink((mnt.dir / "full").c_str(), (mnt.dir / "link").c_str()) == 0);
+  REQUIRE(move(src_base / "file2", mnt.dir / "link", 0, 0, names, e).ok());
+  CHECK(read_file(mnt.dir / "link") == "f2");
+  CHECK(S_ISREG(lstat_of(mnt.dir / "link").st_mode));
+  REQUIRE(move(src, mnt.dir / "new", 0, 0, names, e).ok());
+  CHECK(read_file(mnt.dir / "new/a") == "a");
+  CHECK_FALSE(exists(src));
   CHECK(leftovers(mnt.dir.path).empty());
 }
