@@ -116,6 +116,48 @@ asio::awaitable<void> send_file(http::Exchange& ex) {
   co_await ex.finish();
 }
 
+asio::awaitable<void> receive_file(http::Exchange& ex) {
+  std::string path = query_param(ex.request().query, "path");
+  auto open_job = [path] {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+  };
+  int fd = co_await run_blocking(WorkClass::meta, open_job);
+  if (fd < 0) {
+    Reply r{404, {}, path_error("open", path, -fd) + "\n"};
+    co_await ex.respond(r.status, std::move(r.headers), std::move(r.body));
+    co_return;
+  }
+  FdCloser closer{fd};
+  std::uint64_t bytes = 0, pieces = 0;
+  int err = 0;
+  for (;;) {
+    std::string_view piece;
+    auto r = co_await ex.read_body_some(piece, 1u << 20);
+    if (r == http::BodyRead::end) break;
+    if (r != http::BodyRead::data) co_return;  // client gone: nothing to answer
+    // Written from the view of the receive buffer: no copy on the way to the file.
+    auto write_job = [fd, piece] {
+      std::size_t done = 0;
+      while (done < piece.size()) {
+        ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        done += static_cast<std::size_t>(n);
+      }
+      return 0;
+    };
+    if (err == 0) err = co_await run_blocking(WorkClass::data, write_job);
+    bytes += piece.size();
+    ++pieces;
+  }
+  Reply r = err != 0 ? Reply{507, {}, path_error("write", path, err) + "\n"}
+                     : Reply{200,
+                             {{"content-type", "application/json"}},
+                             "{\"bytes\":" + std::to_string(bytes) + ",\"pieces\":" + std::to_string(pieces) + "}"};
+  co_await ex.respond(r.status, std::move(r.headers), std::move(r.body));
+}
+
 Reply stats_reply(const ScopeStats& s) {
   return Reply{200,
                {{"content-type", "application/json"}},
@@ -135,6 +177,7 @@ void register_test_routes(Router& router) {
   auto stats = std::make_shared<ScopeStats>();
   router.add("GET", "/__test/wait-cancel", [stats](http::Exchange& ex) { return wait_cancel(ex, stats); });
   router.add("GET", "/__test/file", [](http::Exchange& ex) { return send_file(ex); });
+  router.add("POST", "/__test/upload", [](http::Exchange& ex) { return receive_file(ex); });
   router.add("GET", "/__test/scope-stats", [stats](http::Exchange& ex) { return scope_stats(ex, stats); });
 }
 

@@ -7,6 +7,9 @@
 //   GET /__test/file?path=P[&offset=O][&length=L]
 //                            sends that region of file P with Exchange::write_file (404 if it
 //                            cannot be opened, 416 if the region is outside the file)
+//   POST /__test/upload?path=P
+//                            writes the body to P (created/truncated) from the receive buffer
+//                            (read_body_some, writes on the pool); answers {"bytes":N,"pieces":N}
 #include "envd/router.h"
 
 namespace envd {

@@ -6,7 +6,7 @@
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
@@ -42,6 +42,38 @@ function h2Get(session, target) {
     req.on("data", (d) => { h.update(d); length += d.length; });
     req.on("end", () => resolve({ status, length, hash: h.digest("hex"), error: null, rstCode: req.rstCode }));
     req.on("error", (e) => resolve({ status, length, hash: null, error: e, rstCode: req.rstCode }));
+  });
+}
+
+/** POST over HTTP/1.1 (Content-Length, or chunked when `chunked`); resolves { status, json }. */
+function h1Post(port, target, body, { chunked = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const headers = chunked ? { "transfer-encoding": "chunked" } : { "content-length": String(body.length) };
+    const req = http.request({ host: HOST, port, path: target, method: "POST", agent: false, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => { text += d; });
+      res.on("end", () => resolve({ status: res.statusCode, json: text.startsWith("{") ? JSON.parse(text) : text }));
+    });
+    req.on("error", reject);
+    // Several writes, so the body arrives in many pieces.
+    const step = 1 << 20;
+    for (let i = 0; i < body.length; i += step) req.write(body.subarray(i, i + step));
+    req.end();
+  });
+}
+
+function h2Post(session, target, body) {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ":method": "POST", ":path": target, "content-length": String(body.length) });
+    let text = "";
+    let status;
+    req.setEncoding("utf8");
+    req.on("response", (h) => { status = h[":status"]; });
+    req.on("data", (d) => { text += d; });
+    req.on("end", () => resolve({ status, json: text.startsWith("{") ? JSON.parse(text) : text }));
+    req.on("error", reject);
+    req.end(body);
   });
 }
 
@@ -114,6 +146,28 @@ describe("file region bodies", () => {
       s.close();
     }
     assert.ok(envd.alive());
+  });
+
+  it("uploads: 64 MiB written from the receive buffer, HTTP/1.1 (length and chunked) and h2c", { timeout: 60000 }, async () => {
+    const out = path.join(dir, "uploaded.bin");
+    const up = `/__test/upload?path=${encodeURIComponent(out)}`;
+    const r1 = await h1Post(envd.port, up, data);
+    assert.equal(r1.status, 200, JSON.stringify(r1.json));
+    assert.equal(r1.json.bytes, SIZE);
+    assert.equal(sha(readFileSync(out)), sha(data));
+    const r2 = await h1Post(envd.port, up, data.subarray(0, 5 * 1024 * 1024 + 7), { chunked: true });
+    assert.equal(r2.json.bytes, 5 * 1024 * 1024 + 7);
+    assert.equal(sha(readFileSync(out)), sha(data.subarray(0, 5 * 1024 * 1024 + 7)));
+    const s = await h2Connect(envd.port);
+    try {
+      const r3 = await h2Post(s, up, data);
+      assert.equal(r3.status, 200, JSON.stringify(r3.json));
+      assert.equal(r3.json.bytes, SIZE);
+      assert.ok(r3.json.pieces > 1);
+      assert.equal(sha(readFileSync(out)), sha(data));
+    } finally {
+      s.close();
+    }
   });
 
   it("clients that go away mid-transfer leave no descriptor behind", { timeout: 30000 }, async () => {
