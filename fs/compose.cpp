@@ -1,6 +1,6 @@
 #include "fs/compose.h"
 
-#include "fs/os_text.h"
+#include "envd/os_error.h"
 
 #include <fcntl.h>
 #include <sys/random.h>
