@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   process_config.cgroups = !flags.no_cgroups;
   process_config.cgroup_root = flags.cgroup_root;
   envd::process::register_service(registry, state, process_config);
-  envd::fs::register_service(registry);
+  envd::fs::register_service(registry, state);
   if (flags.test_services) envd::register_echo_service(registry);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
