@@ -16,9 +16,9 @@
 #include "envd/log.h"
 #include "envd/os_error.h"
 #include "envd/rest/accept_encoding.h"
+#include "envd/rest/content.h"
 #include "envd/rest/gzip.h"
 #include "envd/rest/range.h"
-#include "fs/download_content.h"
 #include "fs/etag.h"
 #include "fs/files_common.h"
 
@@ -112,59 +112,21 @@ namespace {
 
 // The headers every answer about an existing file carries (Go sets them before ServeContent).
 http::Headers file_headers(std::string_view resolved) {
-  return {{"content-disposition", inline_disposition(base_name(resolved))}, {"vary", "Accept-Encoding"}};
+  return {{"content-disposition", rest::inline_content_disposition(base_name(resolved))}, {"vary", "Accept-Encoding"}};
 }
 
-// Cuts a response short after its head went out (a read error, or a file that shrank under us):
-// the client must see a broken transfer, never a complete-looking short body.
+// Cuts a gzip response short after its head went out (a read error): the client must see a
+// broken transfer, never a complete-looking short body.
 void abort_response(http::Exchange& ex, const std::string& path, int err) {
-  std::string why = err != 0 ? path_error("read", path, err) : path + " shrank while it was being sent";
-  log::write(log::Level::warn, "files", "download cut short: " + why, {{"request_id", ex.request_id()}});
-  ex.abort();
+  log::write(log::Level::warn, "files", "download cut short: " + path_error("read", path, err),
+             {{"request_id", ex.request_id()}});
+  ex.abort_response();
 }
 
 struct ReadChunk {
   std::string data;
   int err = 0;
 };
-
-// Bytes [offset, offset + length) of the file to the client, in bounded memory: read in chunks on
-// the pool. A file that shrank under us ends the response as broken.
-asio::awaitable<bool> send_region(http::Exchange& ex, int fd, std::uint64_t offset, std::uint64_t length,
-                                  const std::string& path, std::size_t chunk) {
-  auto cancel = ex.scope().token();
-  while (length > 0) {
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, chunk));
-    auto job = [fd, offset, want, cancel] {
-      ReadChunk r;
-      if (is_cancelled(cancel)) return r;
-      r.data.resize(want);
-      std::size_t got = 0;
-      while (got < want) {
-        ssize_t n = ::pread(fd, r.data.data() + got, want - got, static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          r.err = errno;
-          break;
-        }
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
-      }
-      r.data.resize(got);
-      return r;
-    };
-    ReadChunk c = co_await run_blocking(WorkClass::data, job);
-    if (ex.closed() || is_cancelled(cancel)) co_return false;
-    if (c.err != 0 || c.data.empty()) {
-      abort_response(ex, path, c.err);
-      co_return false;
-    }
-    offset += c.data.size();
-    length -= c.data.size();
-    if (!co_await ex.write_body(std::move(c.data))) co_return false;
-  }
-  co_return true;
-}
 
 // Compresses `in` into what zlib gives back now (everything, trailer included, when `last`).
 std::string deflate_chunk(rest::GzipDeflater& gz, std::string_view in, bool last) {
@@ -337,7 +299,7 @@ asio::awaitable<void> open_for_download(http::Exchange& ex, const SandboxState& 
   }
   out.gzip = enc.coding == rest::ContentCoding::gzip;
 
-  auto open_job = [path, ext = std::string(path_ext(raw_path))] {
+  auto open_job = [path, raw_path] {
     OpenResult r;
     // O_NONBLOCK: opening a FIFO must not wait for a writer (a pool thread would hang with it);
     // it changes nothing for regular files.
@@ -349,7 +311,7 @@ asio::awaitable<void> open_for_download(http::Exchange& ex, const SandboxState& 
       ::close(r.fd);
       r.fd = -1;
     }
-    if (r.fd >= 0) r.ext_type = type_by_extension(ext);  // reads the system's mime database
+    if (r.fd >= 0) r.ext_type = rest::type_by_extension(raw_path);  // reads the system's mime database
     return r;
   };
   OpenResult opened = co_await run_blocking(WorkClass::meta, open_job);
@@ -403,7 +365,7 @@ asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& sta
       return b;
     };
     std::string head = co_await run_blocking(WorkClass::data, sniff_job);
-    ctype = sniff_content_type(head);
+    ctype = std::string(rest::detect_content_type(head));
   }
   IdentityPlan plan = plan_identity(req, std::move(headers), opened.st, etag, std::move(ctype));
   if (plan.reply) {
@@ -417,8 +379,10 @@ asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& sta
       if (!co_await ex.write_body(std::move(part))) co_return;
     }
     const auto& r = plan.ranges.ranges[i];
-    if (r.length > 0 && !co_await send_region(ex, fd, static_cast<std::uint64_t>(r.start),
-                                              static_cast<std::uint64_t>(r.length), path, chunk))
+    // sendfile on HTTP/1.1, chunks read on the pool on h2c; a file that turns out shorter than
+    // promised aborts the response (connection closed / stream reset).
+    if (r.length > 0 &&
+        !co_await ex.write_file(fd, static_cast<std::uint64_t>(r.start), static_cast<std::uint64_t>(r.length)))
       co_return;
   }
   if (plan.multipart) {
