@@ -93,9 +93,12 @@ def main():
         with open(src, "wb") as f:
             for _ in range(SIZE >> 20):
                 f.write(os.urandom(1 << 20))
+        # The floor program is shared with bench/files_download.py.
+        loop_src = os.path.join(ROOT, "bench", "loopback_copy.cpp")
+        if not os.path.exists(loop_src):
+            sys.exit(f"{loop_src} is missing (it comes with the GET /files bench)")
         loop_bin = os.path.join(work, "loopback_copy")
-        subprocess.run(["c++", "-O2", "-std=c++20", "-pthread", "-o", loop_bin, os.path.join(ROOT, "bench", "loopback_copy.cpp")],
-                       check=True)
+        subprocess.run(["c++", "-O2", "-std=c++20", "-pthread", "-o", loop_bin, loop_src], check=True)
         floor = float(subprocess.run([loop_bin, src, dst, str(RUNS)], check=True, capture_output=True, text=True).stdout.split()[0])
         cp = best(lambda: timed(["cp", src, dst]))
 
