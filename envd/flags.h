@@ -51,6 +51,9 @@ struct Flags {
   std::size_t max_init_depth = 32;                // JSON nesting allowed in a POST /init body
   std::size_t library_log_lines_per_minute = 60;  // libprotobuf's log lines let through, a minute
   // --- end bounds on RPC and /init input ---
+  // --- uploads (issue 8) ---
+  std::chrono::milliseconds upload_idle_timeout{60'000};  // POST /files body silent this long → 408
+  // --- end uploads ---
 };
 
 // Returns an error message for unknown flags or bad values.

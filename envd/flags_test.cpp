@@ -105,3 +105,12 @@ TEST_CASE("flags: transport bounds (issue 7)") {
     CHECK_MESSAGE(usage().find(std::string("--") + name + " ") != std::string::npos, name);
   }
 }
+
+TEST_CASE("flags: upload idle timeout") {
+  Flags f;
+  CHECK(f.upload_idle_timeout == std::chrono::milliseconds(60000));
+  REQUIRE_FALSE(parse_flags({"--upload-idle-timeout-ms", "250"}, f).has_value());
+  CHECK(f.upload_idle_timeout == std::chrono::milliseconds(250));
+  CHECK(parse_flags({"--upload-idle-timeout-ms", "0"}, f).has_value());
+  CHECK(parse_flags({"-upload-idle-timeout-ms=x"}, f).has_value());
+}

@@ -31,6 +31,8 @@
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
+#include "fs/files_service.h"
+#include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
   process_config.cgroups = !flags.no_cgroups;
   process_config.cgroup_root = flags.cgroup_root;
   envd::process::register_service(registry, state, process_config);
-  envd::fs::register_service(registry);
+  envd::fs::register_service(registry, state);
   if (flags.test_services) envd::register_echo_service(registry);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
@@ -162,6 +164,8 @@ int main(int argc, char** argv) {
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
   envd::register_control_routes(router, state, metrics, control);
+  envd::fs::register_files_routes(router, state);
+  envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
