@@ -40,6 +40,7 @@ BlockingPoolStats BlockingPool::stats() const {
   BlockingPoolStats s;
   s.threads = threads_;
   s.peak_running = peak_running_;
+  s.jobs_run = jobs_run_;
   s.running = running_;
   s.peak_class = peak_class_;
   for (std::size_t c = 0; c < kWorkClasses; ++c) s.queued[c] = queues_[c].size();
@@ -101,6 +102,7 @@ void BlockingPool::worker() {
       lock.lock();
       --running_[cls];
       --running_total_;
+      ++jobs_run_;
       if (abandon_completions_) {
         // shutdown() stopped waiting for this thread: the executor the job would resume on may be
         // gone, so neither complete nor destroy it (destroying touches the coroutine's frame).

@@ -42,6 +42,7 @@ class BlockingJob {
 struct BlockingPoolStats {
   std::size_t threads = 0;                             // threads started and not yet exited
   std::size_t peak_running = 0;                        // most jobs ever running at once
+  std::size_t jobs_run = 0;                            // jobs that ran to their end
   std::array<std::size_t, kWorkClasses> running{};     // per WorkClass, now
   std::array<std::size_t, kWorkClasses> queued{};      // per WorkClass, now
   std::array<std::size_t, kWorkClasses> peak_class{};  // most jobs of a class ever running at once
@@ -91,6 +92,7 @@ class BlockingPool {
   std::array<std::size_t, kWorkClasses> peak_class_{};
   std::size_t running_total_ = 0;
   std::size_t peak_running_ = 0;
+  std::size_t jobs_run_ = 0;
   std::size_t cap_;
   std::size_t threads_ = 0;  // live worker threads
   std::size_t idle_ = 0;     // workers waiting on wake_

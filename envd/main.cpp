@@ -26,6 +26,7 @@
 #include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "envd/test_routes.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
+  if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
@@ -178,6 +180,7 @@ int main(int argc, char** argv) {
     acceptor.close(ignored);
     metrics.stop();
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+    router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };

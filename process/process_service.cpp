@@ -125,7 +125,7 @@ class ProcessService {
       log::debug("process",
                  "started pid " + std::to_string(p->pid()) + " as " + ctx.user.name + ": " + p->options().config.cmd());
 
-    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
@@ -136,7 +136,7 @@ class ProcessService {
                                        rpc::Writer<pb::ConnectResponse>& out) {
     ProcessTable::Found found;
     if (auto st = select(req.process(), found); !st.ok()) co_return st;
-    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     pb::ConnectResponse msg;
     if (auto* r = std::get_if<ProcessTable::Retained>(&found)) {
       // Ended within the retention time: start, then the retained end (§4.3).
