@@ -39,7 +39,7 @@ std::optional<std::string> base64_decode(std::string_view in, Base64 kind) {
   return out;
 }
 
-std::string base64_encode(std::string_view in) {
+std::string base64_encode(std::string_view in, bool pad) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
@@ -53,6 +53,7 @@ std::string base64_encode(std::string_view in) {
     unsigned v = static_cast<unsigned char>(in[i]) << 16;
     if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
     out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], rest == 2 ? kAlphabet[(v >> 6) & 63] : '=', '='};
+    if (!pad) out.erase(out.find('='));
   }
   return out;
 }

@@ -13,8 +13,8 @@ enum class Base64 { standard, url_unpadded };
 // nullopt on characters outside the alphabet, data after padding, or (standard) a bad length.
 std::optional<std::string> base64_decode(std::string_view in, Base64 kind);
 
-// Standard alphabet, padded.
-std::string base64_encode(std::string_view in);
+// Standard alphabet, padded (Go's StdEncoding) or, with pad=false, unpadded (RawStdEncoding).
+std::string base64_encode(std::string_view in, bool pad = true);
 
 // Decodes a body that arrives in pieces of any size: a sequence of standard, padded base64
 // segments ("QQ==QkM=" is "A" then "BC"), as gRPC-Web text clients may send.

@@ -28,6 +28,10 @@ TEST_CASE("base64: encoding, standard alphabet with padding") {
   CHECK(envd::base64_encode("fo") == "Zm8=");
   CHECK(envd::base64_encode("foo") == "Zm9v");
   CHECK(envd::base64_encode("foob") == "Zm9vYg==");
+  CHECK(envd::base64_encode("f", false) == "Zg");
+  CHECK(envd::base64_encode("fo", false) == "Zm8");
+  CHECK(envd::base64_encode("foo", false) == "Zm9v");
+  CHECK(envd::base64_encode("", false) == "");
   std::string all;
   for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
   CHECK(envd::base64_decode(envd::base64_encode(all), envd::Base64::standard) == all);

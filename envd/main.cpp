@@ -27,6 +27,8 @@
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
+#include "fs/etag.h"
+#include "fs/files_service.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -141,6 +143,8 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
+  envd::fs::etag_generations().set_capacity(flags.etag_generations);
+  envd::fs::register_files_routes(router, state);
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;

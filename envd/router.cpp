@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <random>
 
+#include "envd/http_date.h"
 #include "envd/log.h"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -70,6 +71,8 @@ void Router::start_request(http::Exchange& ex) {
   std::snprintf(id, sizeof id, "%010llx%06llx", static_cast<unsigned long long>(id_prefix_),
                 static_cast<unsigned long long>(++next_id_ & 0xFFFFFF));
   ex.set_request_id(id);
+  // Every routed response carries a Date (RFC 9110 §6.6.1), as Go's net/http adds one.
+  ex.extra_headers().emplace_back("date", std::string(http_date_now()));
 }
 
 void Router::log_request(http::Exchange& ex, std::chrono::steady_clock::time_point start) {

@@ -2,7 +2,8 @@
 
 #include <google/protobuf/message.h>
 #include <google/protobuf/util/json_util.h>
-#include <zlib.h>
+
+#include "envd/rest/gzip.h"
 
 namespace envd::rpc {
 
@@ -38,50 +39,17 @@ std::string encode_message(Codec codec, const google::protobuf::Message& msg) {
   return out;
 }
 
-std::string gzip_compress(std::string_view data) {
-  z_stream zs{};
-  deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out;
-  out.resize(deflateBound(&zs, data.size()) + 32);
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+std::string gzip_compress(std::string_view data) { return rest::gzip_compress(data); }
 
 Status gzip_decompress(std::string_view data, std::size_t limit, std::string& out) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) return error(Code::internal, "gzip: cannot initialise inflater");
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  out.clear();
-  char chunk[64 * 1024];
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
-    zs.next_out = reinterpret_cast<Bytef*>(chunk);
-    zs.avail_out = sizeof chunk;
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc != Z_OK && rc != Z_STREAM_END) {
-      inflateEnd(&zs);
-      return error(Code::invalid_argument, "gzip: invalid compressed data");
-    }
-    out.append(chunk, sizeof chunk - zs.avail_out);
-    if (out.size() > limit) {
-      inflateEnd(&zs);
-      return error(Code::resource_exhausted,
-                   "message is larger than configured max " + std::to_string(limit) + " bytes after decompression");
-    }
-    if (rc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0) {
-      inflateEnd(&zs);
-      return error(Code::invalid_argument, "gzip: truncated compressed data");
-    }
+  std::string why = rest::gzip_decompress(data, limit, out);
+  if (why.empty()) return {};
+  if (why == "too large") {
+    return error(Code::resource_exhausted,
+                 "message is larger than configured max " + std::to_string(limit) + " bytes after decompression");
   }
-  inflateEnd(&zs);
-  return {};
+  if (why == "EOF" || why == "unexpected EOF") return error(Code::invalid_argument, "gzip: truncated compressed data");
+  return error(Code::invalid_argument, "gzip: invalid compressed data");
 }
 
 }  // namespace envd::rpc

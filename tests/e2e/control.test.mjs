@@ -67,6 +67,32 @@ describe("control endpoints", () => {
     assert.equal(r.body, "");
   });
 
+  it("Date: /health, an RPC, a 404 and an h2c RPC carry a current IMF-fixdate (RFC 9110 §6.6.1)", async () => {
+    const imf = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/;
+    const check = (date, what) => {
+      assert.match(date ?? "", imf, `${what}: Date ${date}`);
+      const skew = Math.abs(Date.parse(date) - Date.now());
+      assert.ok(skew < 5000, `${what}: Date ${date} is ${skew} ms off`);
+    };
+    const health = await curl(envd.url("/health"));
+    assert.equal(health.status, 204);
+    check(health.headers["date"], "/health");
+    const rpc = await connectJson(envd.port, "/process.Process/List", {});
+    assert.equal(rpc.status, 200);
+    check(rpc.headers["date"], "RPC");
+    const missing = await curl(envd.url("/no-such-path"));
+    assert.equal(missing.status, 404);
+    check(missing.headers["date"], "404");
+    const session = await h2Connect(envd.port);
+    try {
+      const h2 = await h2Request(session, { path: "/process.Process/List", headers: { "content-type": "application/json" }, body: "{}" });
+      assert.equal(h2.status, 200);
+      check(h2.headers["date"], "h2c RPC");
+    } finally {
+      session.close();
+    }
+  });
+
   it("GET /envs → the global environment as JSON", async () => {
     const r = await req(envd, "/envs");
     assert.equal(r.status, 200);
@@ -145,8 +171,9 @@ describe("control endpoints", () => {
       assert.equal((await req(envd, "/metrics", { headers: { "x-access-token": token } })).status, 200);
       // Exempt: exactly GET /health, GET /files, POST /files, POST /init (the gate lets them through).
       assert.equal((await req(envd, "/health")).status, 204);
-      assert.notEqual((await req(envd, "/files")).status, 401);
-      assert.notEqual((await req(envd, "/files", { method: "POST" })).status, 401);
+      // (/files then checks the token or a URL signature itself: its own 401 words, not the gate's.)
+      assert.notEqual((await req(envd, "/files")).text, GATE_BODY);
+      assert.notEqual((await req(envd, "/files", { method: "POST" })).text, GATE_BODY);
       // Not exempt: trailing slashes, HEAD /files, /files/compose, unknown paths.
       for (const [method, path] of [["GET", "/health/"], ["HEAD", "/files"], ["POST", "/files/compose"], ["GET", "/files/"], ["GET", "/nowhere"], ["POST", "/health"]]) {
         const r = await req(envd, path, { method });
