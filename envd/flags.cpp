@@ -60,6 +60,10 @@ std::string usage() {
          "  --subscriber-stall-ms N   drop a process output stream whose queue stayed full N ms while\n"
          "                            another stream waits (default 10000)\n"
          // --- end process service ---
+         // --- uploads (issue 8) ---
+         "  --upload-idle-timeout-ms N  end an upload (POST /files) whose body sent no byte for N ms with 408\n"
+         "                            (default 60000)\n"
+         // --- end uploads ---
          "  -help                   show this help\n";
 }
 
@@ -145,6 +149,14 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return true;
   };
   // --- end process service ---
+  // --- uploads (issue 8) ---
+  values["upload-idle-timeout-ms"] = [&](const std::string& v) {
+    std::uint64_t ms = 0;
+    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
+    out.upload_idle_timeout = std::chrono::milliseconds(ms);
+    return true;
+  };
+  // --- end uploads ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

@@ -39,6 +39,9 @@ struct Flags {
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
   std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
   // --- end process service ---
+  // --- uploads (issue 8) ---
+  std::chrono::milliseconds upload_idle_timeout{60'000};  // POST /files body silent this long → 408
+  // --- end uploads ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -75,3 +75,12 @@ TEST_CASE("flags: process service (retention, subscriber stall)") {
   CHECK(parse_flags({"--subscriber-stall-ms", "0"}, f).has_value());
   CHECK(parse_flags({"--process-retention-ms", "x"}, f).has_value());
 }
+
+TEST_CASE("flags: upload idle timeout") {
+  Flags f;
+  CHECK(f.upload_idle_timeout == std::chrono::milliseconds(60000));
+  REQUIRE_FALSE(parse_flags({"--upload-idle-timeout-ms", "250"}, f).has_value());
+  CHECK(f.upload_idle_timeout == std::chrono::milliseconds(250));
+  CHECK(parse_flags({"--upload-idle-timeout-ms", "0"}, f).has_value());
+  CHECK(parse_flags({"-upload-idle-timeout-ms=x"}, f).has_value());
+}

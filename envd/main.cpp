@@ -29,6 +29,7 @@
 #include "envd/test_routes.h"
 #include "fs/etag.h"
 #include "fs/files_service.h"
+#include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -145,6 +146,7 @@ int main(int argc, char** argv) {
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::register_files_routes(router, state);
+  envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;

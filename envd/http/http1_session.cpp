@@ -93,6 +93,9 @@ class Http1Exchange final : public Exchange {
       if (ec) co_return mark_closed(), BodyRead::error;
     }
     if (max_bytes == 0) max_bytes = 1;
+    // Beast reads the socket into buf_ in pieces of its free capacity (512 bytes after a small
+    // head): give a large body room for 64 KiB reads, and take it back once the body is read.
+    if (max_bytes >= 4096 && buf_.capacity() < kBodyReadBytes) buf_.reserve(kBodyReadBytes);
     std::size_t old = out.size();
     out.resize(old + max_bytes);
     std::size_t got = 0;
@@ -109,13 +112,16 @@ class Http1Exchange final : public Exchange {
       if (ec) {
         out.resize(old);
         body_failed_ = true;
-        mark_closed();
+        // Cancelled by the handler (an upload's idle bound): the client is still there and gets
+        // the handler's answer; the connection closes after it, as the body was not read.
+        if (ec != asio::error::operation_aborted) mark_closed();
         co_return BodyRead::error;
       }
     }
     out.resize(old + got);
     if (parser_.is_done()) {
       body_done_ = true;
+      if (buf_.capacity() >= kBodyReadBytes && buf_.size() < 4096) buf_.shrink_to_fit();
       start_watch();
     }
     if (got > 0) co_return BodyRead::data;
@@ -259,6 +265,7 @@ class Http1Exchange final : public Exchange {
   }
 
   std::chrono::milliseconds idle_timeout_{640'000};
+  static constexpr std::size_t kBodyReadBytes = 64 * 1024;
 
  private:
   void mark_closed() {
