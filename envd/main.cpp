@@ -31,6 +31,7 @@
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
+#include "fs/etag.h"
 #include "fs/files_service.h"
 #include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
   envd::register_control_routes(router, state, metrics, control);
+  envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::register_files_routes(router, state);
   envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
   if (flags.test_services) envd::register_test_routes(router);

@@ -21,6 +21,16 @@ void EtagGenerations::bump(dev_t dev, ino_t ino) {
   }
 }
 
+void EtagGenerations::set_capacity(std::size_t capacity) {
+  std::lock_guard lock(mu_);
+  capacity_ = capacity == 0 ? 1 : capacity;
+  while (by_key_.size() > capacity_) {
+    auto oldest = by_generation_.begin();
+    by_key_.erase(oldest->second);
+    by_generation_.erase(oldest);
+  }
+}
+
 std::uint64_t EtagGenerations::get(dev_t dev, ino_t ino) const {
   std::lock_guard lock(mu_);
   auto it = by_key_.find(Key{dev, ino});

@@ -33,6 +33,8 @@ class EtagGenerations {
   void bump(dev_t dev, ino_t ino);
   std::uint64_t get(dev_t dev, ino_t ino) const;
   std::size_t size() const;
+  // Lowers or raises the bound (--etag-generations); the oldest entries go first.
+  void set_capacity(std::size_t capacity);
 
  private:
   struct Key {

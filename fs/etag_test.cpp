@@ -56,6 +56,16 @@ TEST_CASE("generations: bump is per inode, increasing, bounded with the oldest f
   CHECK(g.get(1, 4) != 0);
 }
 
+TEST_CASE("generations: a lower capacity forgets the oldest") {
+  EtagGenerations g(8);
+  for (ino_t i = 1; i <= 8; ++i) g.bump(1, i);
+  g.set_capacity(2);
+  CHECK(g.size() == 2);
+  CHECK(g.get(1, 6) == 0);
+  CHECK(g.get(1, 7) != 0);
+  CHECK(g.get(1, 8) != 0);
+}
+
 TEST_CASE("generations: concurrent bumps never lose the bound") {
   EtagGenerations g(64);
   std::vector<std::thread> threads;

@@ -13,6 +13,9 @@ pkgs=(
   libnghttp2-dev libprotobuf-dev protobuf-compiler zlib1g-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev
   curl nghttp2-client nodejs npm python3 python3-venv passwd util-linux
+  # The SDK tests' sandbox is like an E2B template: `git` and `python` on PATH, `sudo` for `user`
+  # (tests/sdk/install.sh creates the user and its sudoers entry).
+  git sudo python-is-python3
 )
 
 missing=()
@@ -28,6 +31,8 @@ for p in "${missing[@]}"; do
   case "$p" in
     nodejs | npm) command -v node >/dev/null && command -v npm >/dev/null && continue ;;
     python3 | python3-venv) command -v python3 >/dev/null && python3 -c 'import venv' 2>/dev/null && continue ;;
+    # `python` must be on every user's PATH (envd's login shells), not only on root's (pyenv).
+    python-is-python3) [ -x /usr/bin/python ] || [ -x /usr/local/bin/python ] && continue ;;
   esac
   filtered+=("$p")
 done

@@ -3,6 +3,7 @@
 // machine-wide lock for port 49983 while a debug-mode daemon runs there, and stops it all.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,8 +19,16 @@ const STOP_TIMEOUT_MS = 10_000;
 // Environment leaking in from the caller would silently redirect the SDK.
 for (const k of Object.keys(process.env)) if (k.startsWith('E2B_')) delete process.env[k];
 
+/**
+ * ENVD_REF=<path> (or ENVD_REF=1 with ENVD_BIN) runs E2B's Go envd, the reference, instead of
+ * ours, so that the same tests prove themselves against it. It takes Go flags
+ * (`-isnotfc -port N`, plus `-no-cgroups` here), prints no `listening` line and has no h2c:
+ * the harness picks the free port itself and waits for GET /health.
+ */
+export const REF = process.env.ENVD_REF && process.env.ENVD_REF !== '0' ? process.env.ENVD_REF : '';
+
 export function envdBin() {
-  const bin = process.env.ENVD_BIN || path.resolve(here, '../../../build/envd/envd');
+  const bin = (REF && REF !== '1' ? REF : process.env.ENVD_BIN) || path.resolve(here, '../../../build/envd/envd');
   if (!existsSync(bin)) throw new Error(`envd binary not found at ${bin}: build it or set ENVD_BIN`);
   return bin;
 }
@@ -82,6 +91,7 @@ export async function lockDebugPort({ timeoutSec = 240 } = {}) {
  */
 export async function startEnvd({ port = 0, args = [] } = {}) {
   ensureTestUser();
+  if (REF) return startRef(port);
   const child = spawn(envdBin(), ['-isnotfc', '-port', String(port), ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -111,6 +121,67 @@ export async function startEnvd({ port = 0, args = [] } = {}) {
   return {
     port: actualPort,
     url: `http://127.0.0.1:${actualPort}`,
+    pid: child.pid,
+    stderr: () => log,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      const r = await exited;
+      clearTimeout(timer);
+      return r;
+    },
+  };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The reference envd (ENVD_REF): our flags mapped to its own; ready once /health answers. */
+async function startRef(port) {
+  const actualPort = port || (await freePort());
+  const child = spawn(envdBin(), ['-isnotfc', '-port', String(actualPort), '-no-cgroups'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  for (const s of [child.stdout, child.stderr]) {
+    s.setEncoding('utf8');
+    s.on('data', (d) => {
+      log += d;
+      if (log.length > 256 * 1024) log = log.slice(-128 * 1024);
+    });
+  }
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const url = `http://127.0.0.1:${actualPort}`;
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`reference envd exited during startup (code ${child.exitCode}):\n${log}`);
+    }
+    try {
+      const r = await fetch(url + '/health', { signal: AbortSignal.timeout(1000) });
+      if (r.status === 204) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`reference envd did not answer /health within ${START_TIMEOUT_MS} ms:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port: actualPort,
+    url,
     pid: child.pid,
     stderr: () => log,
     get running() {

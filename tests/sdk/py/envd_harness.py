@@ -12,6 +12,7 @@ import json
 import os
 import re
 import select
+import socket
 import struct
 import subprocess
 import threading
@@ -33,8 +34,16 @@ def clear_e2b_env() -> None:
             del os.environ[k]
 
 
+# ENVD_REF=<path> (or ENVD_REF=1 with ENVD_BIN) runs E2B's Go envd, the reference, instead of
+# ours, so that the same tests prove themselves against it. It takes Go flags (`-isnotfc -port N`,
+# plus `-no-cgroups` here), prints no `listening` line and has no h2c: the harness picks the free
+# port itself and waits for GET /health.
+_ref = os.environ.get("ENVD_REF", "")
+REF = _ref if _ref not in ("", "0") else ""
+
+
 def envd_bin() -> str:
-    bin_ = os.environ.get("ENVD_BIN") or str(HERE.parents[2] / "build/envd/envd")
+    bin_ = (REF if REF and REF != "1" else os.environ.get("ENVD_BIN")) or str(HERE.parents[2] / "build/envd/envd")
     if not os.path.exists(bin_):
         raise RuntimeError(f"envd binary not found at {bin_}: build it or set ENVD_BIN")
     return bin_
@@ -91,6 +100,9 @@ class Envd:
 
     def __init__(self, port: int = 0, args: tuple[str, ...] = ()):
         ensure_test_user()
+        if REF:
+            self._start_ref(port)
+            return
         self.proc = subprocess.Popen(
             [envd_bin(), "-isnotfc", "-port", str(port), *args],
             stdin=subprocess.DEVNULL,
@@ -120,6 +132,46 @@ class Envd:
             raise RuntimeError(f"envd did not start:\n{self.log()}")
         self.port = found["port"]
         self.url = f"http://127.0.0.1:{self.port}"
+
+    def _start_ref(self, port: int) -> None:
+        """The reference envd (ENVD_REF): our flags mapped to its own; ready once /health answers."""
+        import httpx
+
+        if port == 0:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [envd_bin(), "-isnotfc", "-port", str(port), "-no-cgroups"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._log = []
+
+        def pump() -> None:
+            assert self.proc.stderr is not None
+            for raw in self.proc.stderr:
+                self._log.append(raw.decode("utf-8", "replace"))
+                if len(self._log) > 2000:
+                    del self._log[:1000]
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"reference envd exited during startup:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 204:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"reference envd did not answer /health:\n{self.log()}")
+            time.sleep(0.05)
 
     def log(self) -> str:
         return "".join(self._log)
