@@ -177,5 +177,5 @@ TEST_CASE(
   ::setrlimit(RLIMIT_NOFILE, &old);
   CHECK_FALSE(c.ok());
   CHECK(c.internal_error);
-  CHECK(c.error == "pipe: Too many open files");
+  CHECK(c.error == "pipe: too many open files");  // Go's wording (envd/os_error)
 }

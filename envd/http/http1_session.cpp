@@ -14,8 +14,8 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
-#include <cstring>
 #include <cerrno>
+#include <cstring>
 
 #include "envd/base64.h"
 #include "envd/blocking.h"
