@@ -144,7 +144,9 @@ int main(int argc, char** argv) {
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
-  envd::fs::register_files_routes(router, state);
+  envd::fs::FilesOptions files;
+  files.gzip_chunk_bytes = flags.gzip_chunk_bytes;
+  envd::fs::register_files_routes(router, state, files);
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;

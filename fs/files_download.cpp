@@ -338,7 +338,7 @@ asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& sta
   }
   const int fd = opened.file.fd;
   const std::string& path = opened.path;
-  const std::size_t chunk = std::max<std::size_t>(options.download_chunk_bytes, 4096);
+  const std::size_t chunk = std::max<std::size_t>(options.gzip_chunk_bytes, 4096);
   const std::string etag = strong_etag(opened.st, etag_generations().get(opened.st.st_dev, opened.st.st_ino));
   http::Headers headers = file_headers(path);
 
