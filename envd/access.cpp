@@ -1,6 +1,7 @@
 #include "envd/access.h"
 
 #include "envd/auth.h"
+#include "envd/error_reply.h"
 #include "envd/json_util.h"
 #include "envd/rpc/status.h"
 
@@ -13,12 +14,8 @@ bool token_exempt(std::string_view method, std::string_view path) {
 }
 
 Reply token_rejection() {
-  Reply r;
-  r.status = 401;
-  r.headers = {{"content-type", "application/json; charset=utf-8"}, {"x-content-type-options", "nosniff"}};
-  r.body =
-      json_error_body(401, "unauthorized access, please provide a valid access token or method signing if supported");
-  return r;
+  return json_error_reply(401,
+                          "unauthorized access, please provide a valid access token or method signing if supported");
 }
 
 std::optional<Reply> check_access_token(const SandboxState& state, const http::RequestHead& req) {

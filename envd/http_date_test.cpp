@@ -40,7 +40,7 @@ TEST_CASE("parse_http_date: the three forms of Go's http.ParseTime") {
   CHECK(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777);
   CHECK(parse_http_date("Sun Nov  6 08:49:37 1994") == 784111777);
   CHECK(parse_http_date("Sun Nov 16 08:49:37 1994") == 784111777 + 10 * 86400);
-  CHECK(parse_http_date("Sun Nov 6 08:49:37 1994") == 784111777);  // Go's _2 takes one digit too
+  CHECK(parse_http_date("Sun Nov 6 08:49:37 1994") == 784111777);        // Go's _2 takes one digit too
   CHECK(parse_http_date("sun, 06 nov 1994 08:49:37 GMT") == 784111777);  // names fold case as Go
   CHECK(parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT") == 784111777);  // weekday not checked (Go)
   CHECK(parse_http_date("Thursday, 01-Jan-70 00:00:00 UTC") == 0);

@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <random>
 
+#include "envd/error_reply.h"
 #include "envd/http_date.h"
+#include "envd/json_util.h"
 #include "envd/log.h"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -31,6 +33,19 @@ struct InFlight {
   std::size_t& count;
 };
 }  // namespace
+
+Reply json_error_reply(int status, std::string_view message) {
+  return Reply{status,
+               {{"content-type", "application/json; charset=utf-8"}, {"x-content-type-options", "nosniff"}},
+               json_error_body(status, message)};
+}
+
+Reply text_error_reply(int status, std::string_view message) {
+  std::string body(message);
+  body += '\n';
+  return Reply{
+      status, {{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}}, std::move(body)};
+}
 
 Router::Router(rpc::RpcServer& rpc) : rpc_(rpc) {
   // Request ids: a random per-process prefix and a counter, so ids from restarts do not collide.
@@ -178,10 +193,7 @@ Router::Route Router::decide(http::Exchange& ex) const {
     return {Reply{405, {{"content-type", "text/plain; charset=utf-8"}}, {}}, nullptr};
   }
   if (rpc_path) return {std::nullopt, nullptr};  // the RPC server
-  return {Reply{404,
-                {{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}},
-                "404 page not found\n"},
-          nullptr};
+  return {text_error_reply(404, "404 page not found"), nullptr};
 }
 
 }  // namespace envd
