@@ -67,6 +67,8 @@ std::string usage() {
          "  --blocking-threads N    at most N threads for filesystem calls off the event loop (default 8,\n"
          "                          at least 2; each kind of work keeps threads for the others)\n"
          "  --etag-generations N    remember envd's own writes for the ETags of at most N files (default 4096)\n"
+         "  --gzip-chunk-bytes N    a gzip download reads and compresses N bytes of the file at a time\n"
+         "                          (default 262144, at least 4096)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
          // --- process service (issue 4) ---
          "  --process-retention-ms N  Connect serves start+end of an ended process for N ms (default 30000)\n"
@@ -143,6 +145,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"metrics-interval-ms", millis(out.metrics_interval, 10, 3600ull * 1000)},
       {"shutdown-timeout-ms", millis(out.shutdown_timeout, 0, 3600ull * 1000)},
       {"trim-interval-ms", millis(out.trim_interval, 10, 3600ull * 1000)},
+      {"gzip-chunk-bytes",
+       [&](const std::string& v) {
+         return parse_uint(v, out.gzip_chunk_bytes, 64ull << 20) && out.gzip_chunk_bytes >= 4096;
+       }},
       {"etag-generations",
        [&](const std::string& v) {
          return parse_uint(v, out.etag_generations, 1u << 24) && out.etag_generations >= 1;

@@ -42,6 +42,7 @@ struct Flags {
   bool owns_clock = false;                         // /init may set the system clock (never with -isnotfc)
   std::size_t blocking_threads = 8;                // cap of the blocking pool (filesystem syscalls)
   std::size_t etag_generations = 4096;             // inodes whose envd-write generation is remembered
+  std::size_t gzip_chunk_bytes = 256 * 1024;       // file bytes read and compressed per step of a gzip download
 
   // --- process service (issue 4) ---
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long

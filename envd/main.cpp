@@ -166,7 +166,9 @@ int main(int argc, char** argv) {
   control.max_init_depth = flags.max_init_depth;
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
-  envd::fs::register_files_routes(router, state);
+  envd::fs::FilesOptions files;
+  files.gzip_chunk_bytes = flags.gzip_chunk_bytes;
+  envd::fs::register_files_routes(router, state, files);
   envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
   if (flags.test_services) envd::register_test_routes(router);
 

@@ -1,30 +1,18 @@
 #include "fs/files_common.h"
 
-#include "envd/json_util.h"
+#include "envd/error_reply.h"
 #include "envd/paths.h"
 #include "envd/rest/query.h"
 #include "envd/rest/signature.h"
 
 namespace envd::fs {
 
-Reply json_error(int status, std::string_view message) {
-  Reply r;
-  r.status = status;
-  r.headers = {{"content-type", "application/json; charset=utf-8"}, {"x-content-type-options", "nosniff"}};
-  r.body = json_error_body(status, message);
-  return r;
-}
+Reply json_error(int status, std::string_view message) { return json_error_reply(status, message); }
 
 namespace {
 
 // Go's http.Error: the binding failures of envd's generated wrapper.
-Reply plain_error(int status, std::string message) {
-  Reply r;
-  r.status = status;
-  r.headers = {{"content-type", "text/plain; charset=utf-8"}, {"x-content-type-options", "nosniff"}};
-  r.body = std::move(message) + "\n";
-  return r;
-}
+Reply plain_error(int status, std::string_view message) { return text_error_reply(status, message); }
 
 std::string_view op_name(FileOp op) { return op == FileOp::read ? "read" : "write"; }
 

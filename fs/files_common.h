@@ -35,8 +35,7 @@ struct FilesRequest {
   User user;                            // the user acting (looked up, or the default user)
 };
 
-// jsonError reply: `{"code":<status>,"message":"<text>"}` + newline, application/json; charset=utf-8,
-// X-Content-Type-Options: nosniff.
+// jsonError reply (envd/error_reply.h's json_error_reply).
 Reply json_error(int status, std::string_view message);
 
 // Steps 1–3 above. `now_unix` is the current time in seconds (a parameter for tests).

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "envd/blocking.h"
+#include "envd/error_reply.h"
 #include "envd/http_date.h"
 #include "envd/log.h"
 #include "envd/os_error.h"
@@ -217,11 +218,10 @@ IdentityPlan plan_identity(const http::RequestHead& req, http::Headers headers, 
     std::erase_if(headers, [](const auto& h) { return h.first == "last-modified" || h.first == "etag"; });
     const bool no_overlap = plan.ranges.outcome == rest::RangeOutcome::no_overlap;
     if (no_overlap) headers.emplace_back("content-range", rest::unsatisfied_content_range(size));
-    headers.emplace_back("content-type", "text/plain; charset=utf-8");
-    headers.emplace_back("x-content-type-options", "nosniff");
-    std::string body(no_overlap ? rest::kRangeNoOverlap : rest::kRangeInvalid);
-    body += '\n';
-    plan.reply = Reply{416, std::move(headers), std::move(body)};
+    Reply reply = text_error_reply(416, no_overlap ? rest::kRangeNoOverlap : rest::kRangeInvalid);
+    headers.insert(headers.end(), reply.headers.begin(), reply.headers.end());
+    reply.headers = std::move(headers);
+    plan.reply = std::move(reply);
     return plan;
   }
   headers.emplace_back("accept-ranges", "bytes");
@@ -338,7 +338,7 @@ asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& sta
   }
   const int fd = opened.file.fd;
   const std::string& path = opened.path;
-  const std::size_t chunk = std::max<std::size_t>(options.download_chunk_bytes, 4096);
+  const std::size_t chunk = std::max<std::size_t>(options.gzip_chunk_bytes, 4096);
   const std::string etag = strong_etag(opened.st, etag_generations().get(opened.st.st_dev, opened.st.st_ino));
   http::Headers headers = file_headers(path);
 

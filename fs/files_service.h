@@ -9,9 +9,9 @@
 namespace envd::fs {
 
 struct FilesOptions {
-  // Download: bytes read per step where the file cannot be handed to the socket whole (gzip,
-  // and the sessions that copy into frames). Bounds the memory of one download.
-  std::size_t download_chunk_bytes = 256 * 1024;
+  // gzip download: file bytes read and compressed per step (--gzip-chunk-bytes). Bounds the
+  // memory of one gzip download (about twice this).
+  std::size_t gzip_chunk_bytes = 256 * 1024;
 };
 
 void register_files_routes(Router& router, SandboxState& state, FilesOptions options = {});

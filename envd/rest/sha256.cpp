@@ -43,6 +43,7 @@ void Sha256::block(const std::uint8_t* p) {
 }
 
 void Sha256::update(std::string_view data) {
+  if (data.empty()) return;  // data() may be null: never hand it to memcpy (UBSan)
   auto p = reinterpret_cast<const std::uint8_t*>(data.data());
   std::size_t n = data.size();
   total_ += n;
