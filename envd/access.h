@@ -12,12 +12,9 @@
 #include "envd/http/exchange.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "envd/secure.h"
 
 namespace envd {
-
-// Compares without an early exit on the first differing byte (the token must not leak through
-// response timing). Only the lengths' maximum shows in the time taken.
-bool constant_time_equal(std::string_view a, std::string_view b);
 
 // True for the method+path pairs the token gate lets through (exact strings).
 bool token_exempt(std::string_view method, std::string_view path);

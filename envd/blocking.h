@@ -5,7 +5,12 @@
 // its own executor (the loop) with the job's result.
 //
 // API (implemented in blocking.cpp; keep it stable, services code against it):
-//   co_await envd::run_blocking(envd::WorkClass::meta, [=] { return ::lstat(...); });
+//   auto job = [path, token] { struct stat st; return ::lstat(path.c_str(), &st) == 0 ? 0 : errno; };
+//   int err = co_await envd::run_blocking(envd::WorkClass::meta, job);  // moves from `job`
+// - Name the job before the co_await: g++ 12 destroys a lambda temporary that sits inside a
+//   co_await expression twice (a by-value capture such as a std::string is freed twice; found
+//   with ASan). run_blocking therefore takes a named job (an lvalue, which it moves from) and
+//   refuses, at compile time, temporaries unless they are trivially destructible ([&] lambdas).
 // - Per-class queues, so a flood of one class (e.g. bulk copies) cannot starve another (stat).
 // - A floor of 2 threads and a cap (8 by default), threads started on demand.
 // - `fn` runs on a pool thread: it must not touch loop-owned state. Its result type must be
@@ -31,7 +36,7 @@ using CancelToken = std::shared_ptr<const std::atomic<bool>>;
 inline bool is_cancelled(const CancelToken& t) { return t && t->load(std::memory_order_relaxed); }
 
 template <class F>
-boost::asio::awaitable<std::invoke_result_t<F&>> run_blocking(WorkClass cls, F fn);
+boost::asio::awaitable<std::invoke_result_t<std::decay_t<F>&>> run_blocking(WorkClass cls, F&& fn);
 
 }  // namespace envd
 

@@ -143,7 +143,11 @@ void register_control_routes(Router& router, SandboxState& state, MetricsSampler
     http::Headers h{{"cache-control", "no-store"}, {"content-type", "application/json"}};
     co_await ex.respond(200, std::move(h), envs_json(state));
   });
-  router.add("POST", "/init", [&state, options](http::Exchange& ex) { return handle_init(ex, state, options); });
+  // Runs to completion: /init is short, and it will thaw a frozen filesystem (operations issue),
+  // which must never stop half-way because the client went away.
+  router.add(
+      "POST", "/init", [&state, options](http::Exchange& ex) { return handle_init(ex, state, options); },
+      RouteOptions{.run_to_completion = true});
   router.add("GET", "/metrics", [&metrics](http::Exchange& ex) { return handle_metrics(ex, metrics); });
 }
 

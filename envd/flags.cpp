@@ -51,6 +51,8 @@ std::string usage() {
          "  --trim-interval-ms N    return freed heap memory and clean code pages to the OS every N ms\n"
          "                          (default 10000)\n"
          "  --owns-clock            let /init set the system clock from its timestamp (ignored with -isnotfc)\n"
+         "  --blocking-threads N    at most N threads for filesystem calls off the event loop (default 8,\n"
+         "                          at least 2; each kind of work keeps threads for the others)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
          // --- process service (issue 4) ---
          "  --process-retention-ms N  Connect serves start+end of an ended process for N ms (default 30000)\n"
@@ -117,6 +119,8 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"metrics-interval-ms", millis(out.metrics_interval, 10, 3600ull * 1000)},
       {"shutdown-timeout-ms", millis(out.shutdown_timeout, 0, 3600ull * 1000)},
       {"trim-interval-ms", millis(out.trim_interval, 10, 3600ull * 1000)},
+      {"blocking-threads",
+       [&](const std::string& v) { return parse_uint(v, out.blocking_threads, 1024) && out.blocking_threads >= 2; }},
       {"max-header-bytes",
        [&](const std::string& v) {
          return parse_uint(v, out.max_header_bytes, 64ull << 20) && out.max_header_bytes >= 1024;

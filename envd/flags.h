@@ -32,6 +32,7 @@ struct Flags {
   std::chrono::milliseconds shutdown_timeout{5000};
   std::chrono::milliseconds trim_interval{10000};  // hand freed heap back to the OS this often
   bool owns_clock = false;                         // /init may set the system clock (never with -isnotfc)
+  std::size_t blocking_threads = 8;                // cap of the blocking pool (filesystem syscalls)
 
   // --- process service (issue 4) ---
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long

@@ -3,7 +3,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "envd/access.h"
+#include "envd/secure.h"
 
 namespace envd {
 

@@ -16,6 +16,7 @@
 
 #include "envd/access.h"
 #include "envd/auth.h"
+#include "envd/blocking.h"
 #include "envd/control.h"
 #include "envd/echo_service.h"
 #include "envd/flags.h"
@@ -25,6 +26,7 @@
 #include "envd/metrics.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "envd/test_routes.h"
 #include "fs/filesystem_service.h"
 #include "process/process_service.h"
 
@@ -103,6 +105,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   asio::io_context io(1);
+  envd::default_blocking_pool().set_max_threads(flags.blocking_threads);
 
   envd::SandboxState state;
   state.internal_env["E2B_SANDBOX"] = flags.is_not_fc ? "false" : "true";
@@ -114,7 +117,7 @@ int main(int argc, char** argv) {
   process_config.cgroups = !flags.no_cgroups;
   process_config.cgroup_root = flags.cgroup_root;
   envd::process::register_service(registry, state, process_config);
-  envd::fs::register_service(registry);
+  envd::fs::register_service(registry, state);
   if (flags.test_services) envd::register_echo_service(registry);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   envd::register_control_routes(router, state, metrics, control);
+  if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
   ctx.config.idle_timeout = flags.idle_timeout;
@@ -176,6 +180,7 @@ int main(int argc, char** argv) {
     acceptor.close(ignored);
     metrics.stop();
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+    router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };
@@ -184,6 +189,8 @@ int main(int argc, char** argv) {
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
   io.run();
+  // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
+  envd::default_blocking_pool().shutdown(std::chrono::seconds(1));
   envd::log::flush();
   return 0;
 }

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "envd/procfs.h"
+
 namespace envd {
 
 // Aggregate CPU jiffies as gopsutil counts them: total excludes guest time (already in user),
@@ -25,15 +27,6 @@ struct CpuTimes {
 
 // Parses /proc/stat: the aggregate "cpu" line and the number of "cpuN" lines.
 std::optional<CpuTimes> parse_proc_stat(std::string_view text, std::uint32_t* cpu_count = nullptr);
-
-struct MemInfo {
-  std::uint64_t total = 0;  // bytes
-  std::uint64_t used = 0;   // total − free − buffers − cache
-  std::uint64_t cache = 0;  // Cached + SReclaimable
-};
-
-// Parses /proc/meminfo (kB values). nullopt if MemTotal is missing.
-std::optional<MemInfo> parse_meminfo(std::string_view text);
 
 // CPU busy share between two readings in percent, clamped to [0, 100] (gopsutil calculateBusy).
 double cpu_percent(const CpuTimes& before, const CpuTimes& after);

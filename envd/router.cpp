@@ -6,12 +6,23 @@
 
 #include "envd/log.h"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace envd {
 
 namespace {
 constexpr const char* kExposedHeaders =
     "Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, Location, Cache-Control, X-Content-Type-Options";
 constexpr std::string_view kAllowedMethods[] = {"HEAD", "GET", "POST", "PUT", "PATCH", "DELETE"};
+
+// The answer of a REST request cancelled before its head went out (only shutdown gets here: a
+// client that went away gets nothing).
+Reply cancelled_reply() {
+  return Reply{503, {{"content-type", "text/plain; charset=utf-8"}}, "envd is shutting down\n"};
+}
 
 struct InFlight {
   explicit InFlight(std::size_t& n) : count(n) { ++count; }
@@ -26,8 +37,19 @@ Router::Router(rpc::RpcServer& rpc) : rpc_(rpc) {
   id_prefix_ = (static_cast<std::uint64_t>(rd()) << 32 | rd()) & 0xFFFFFFFFFFull;
 }
 
-void Router::add(std::string method, std::string path, Handler handler) {
-  routes_[std::move(path)][std::move(method)] = std::move(handler);
+void Router::add(std::string method, std::string path, Handler handler, RouteOptions options) {
+  routes_[std::move(path)][std::move(method)] = Entry{std::move(handler), options};
+}
+
+void Router::shutdown() {
+  // cancel() only posts callbacks: the set does not change while it is walked.
+  for (const auto& scope : scopes_) scope->cancel(CancelReason::shutdown);
+}
+
+void Router::open_scope(http::Exchange& ex, bool run_to_completion) {
+  auto scope = std::make_shared<RequestScope>(ex.executor(), run_to_completion);
+  scopes_.insert(scope);
+  ex.set_scope(std::move(scope));
 }
 
 void Router::use(Middleware step) { steps_.push_back(std::move(step)); }
@@ -71,12 +93,50 @@ void Router::log_request(http::Exchange& ex, std::chrono::steady_clock::time_poi
 
 boost::asio::awaitable<void> Router::route(http::Exchange& ex) {
   Route r = decide(ex);
+  open_scope(ex, r.entry && r.entry->options.run_to_completion);
+  // Also runs when the loop is destroyed with the request still suspended (forced exit), maybe
+  // after the router: hence the weak reference.
+  struct Close {
+    std::weak_ptr<int> router_alive;
+    Router* router;
+    std::shared_ptr<RequestScope> scope;
+    ~Close() {
+      scope->finish();
+      if (!router_alive.expired()) router->scopes_.erase(scope);
+    }
+  } close{alive_, this, ex.scope_ptr()};
   if (r.reply) {
     co_await ex.respond(r.reply->status, std::move(r.reply->headers), std::move(r.reply->body));
-  } else if (r.handler) {
-    co_await (*r.handler)(ex);
+  } else if (r.entry) {
+    co_await run_rest(ex, r.entry->handler);
   } else {
     co_await rpc_.serve(ex);
+  }
+}
+
+// A REST handler runs as its own coroutine with a cancellation slot, so that cancelling the
+// request (client gone, shutdown) ends whatever the handler awaits, like an RPC handler's.
+boost::asio::awaitable<void> Router::run_rest(http::Exchange& ex, const Handler& handler) {
+  auto& scope = ex.scope();
+  if (scope.run_to_completion()) {
+    co_await handler(ex);
+    co_return;
+  }
+  auto signal = std::make_shared<boost::asio::cancellation_signal>();
+  auto id = scope.on_cancel([signal] { signal->emit(boost::asio::cancellation_type::terminal); });
+  std::exception_ptr failure;
+  try {
+    co_await boost::asio::co_spawn(ex.executor(), handler(ex),
+                                   boost::asio::bind_cancellation_slot(signal->slot(), boost::asio::use_awaitable));
+  } catch (...) {
+    // A handler ended by our cancellation throws operation_aborted (or whatever it made of it).
+    if (!scope.cancelled()) failure = std::current_exception();
+  }
+  scope.forget(id);
+  if (failure) std::rethrow_exception(failure);
+  if (scope.cancelled() && !ex.head_sent() && !ex.closed()) {
+    Reply r = cancelled_reply();
+    co_await ex.respond(r.status, std::move(r.headers), std::move(r.body));
   }
 }
 

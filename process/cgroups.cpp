@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "envd/log.h"
-#include "envd/metrics.h"
+#include "envd/procfs.h"
 #include "envd/text_file.h"
 
 namespace envd::process {

@@ -13,19 +13,13 @@
 #include <cstring>
 
 #include "envd/log.h"
+#include "envd/os_error.h"
 #include "pty/pty.h"
 
 namespace envd::process {
 
 namespace {
 using asio::posix::stream_descriptor;
-
-// Go-style error text: strerror with a lowercase first letter ("broken pipe").
-std::string go_errno(int err) {
-  std::string s = std::strerror(err);
-  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  return s;
-}
 
 std::unique_ptr<stream_descriptor> adopt(const asio::any_io_executor& ex, int fd) {
   if (fd < 0) return nullptr;
@@ -281,9 +275,9 @@ asio::awaitable<rpc::Status> Process::write_input(std::string data, bool pty) {
   if (!stdin_writer_running_) asio::co_spawn(ex_, feed_stdin(shared_from_this()), asio::detached);
   co_await w->done.wait();
   if (w->err != 0) {
-    if (pty) co_return rpc::error(Code::internal, prefix + ": write /dev/ptmx: " + go_errno(w->err));
+    if (pty) co_return rpc::error(Code::internal, prefix + ": write /dev/ptmx: " + errno_text(w->err));
     co_return rpc::error(Code::internal, "error writing to stdin: error writing to stdin of process '" +
-                                             std::to_string(pid_) + "': write |1: " + go_errno(w->err));
+                                             std::to_string(pid_) + "': write |1: " + errno_text(w->err));
   }
   co_return rpc::Status{};
 }
@@ -352,7 +346,7 @@ rpc::Status Process::send_signal(int sig) {
   int e = errno;
   if (e == ESRCH && ::kill(pid_, sig) == 0) return rpc::Status{};
   if (e == ESRCH && reaped_) return rpc::Status{};  // already gone; the end event is on its way
-  return rpc::error(rpc::Code::internal, "error sending signal: " + go_errno(e));
+  return rpc::error(rpc::Code::internal, "error sending signal: " + errno_text(e));
 }
 
 rpc::Status Process::resize(std::uint32_t cols, std::uint32_t rows) {
@@ -365,7 +359,7 @@ rpc::Status Process::resize(std::uint32_t cols, std::uint32_t rows) {
   if (int e = pty::resize(fd, static_cast<std::uint16_t>(std::min<std::uint32_t>(cols, 0xFFFF)),
                           static_cast<std::uint16_t>(std::min<std::uint32_t>(rows, 0xFFFF)));
       e != 0) {
-    return rpc::error(rpc::Code::internal, "error resizing tty: " + go_errno(e));
+    return rpc::error(rpc::Code::internal, "error resizing tty: " + errno_text(e));
   }
   return rpc::Status{};
 }

@@ -14,6 +14,7 @@
 #include <google/protobuf/descriptor.h>
 
 #include "envd/log.h"
+#include "envd/os_error.h"
 #include "envd/paths.h"
 #include "envd/rpc/keepalive.h"
 #include "process.pb.h"
@@ -29,12 +30,6 @@ using rpc::Code;
 namespace pb = ::process;
 
 constexpr std::string_view kService = "process.Process";
-
-std::string go_errno(int err) {
-  std::string s = std::strerror(err);
-  if (!s.empty() && s[0] >= 'A' && s[0] <= 'Z') s[0] = static_cast<char>(s[0] - 'A' + 'a');
-  return s;
-}
 
 class ProcessService {
  public:
@@ -68,7 +63,7 @@ class ProcessService {
     struct stat st {};
     if (::stat(cwd.c_str(), &st) != 0) {
       if (errno == ENOENT) return fail(status, rpc::error(Code::invalid_argument, "cwd '" + cwd + "' does not exist"));
-      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": " + go_errno(errno)));
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": " + errno_text(errno)));
     }
     if (!S_ISDIR(st.st_mode))
       return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
@@ -130,7 +125,7 @@ class ProcessService {
       log::debug("process",
                  "started pid " + std::to_string(p->pid()) + " as " + ctx.user.name + ": " + p->options().config.cmd());
 
-    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
@@ -141,7 +136,7 @@ class ProcessService {
                                        rpc::Writer<pb::ConnectResponse>& out) {
     ProcessTable::Found found;
     if (auto st = select(req.process(), found); !st.ok()) co_return st;
-    rpc::KeepaliveTimer ka(ctx.executor(), rpc::parse_keepalive_interval(ctx.header("keepalive-ping-interval")));
+    rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     pb::ConnectResponse msg;
     if (auto* r = std::get_if<ProcessTable::Retained>(&found)) {
       // Ended within the retention time: start, then the retained end (§4.3).

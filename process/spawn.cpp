@@ -12,6 +12,7 @@
 #include <cstring>
 #include <utility>
 
+#include "envd/os_error.h"
 #include "pty/pty.h"
 
 namespace envd::process {
@@ -39,8 +40,6 @@ constexpr int kIoprioClassBe = 2;
 constexpr int kIoprioClassShift = 13;
 constexpr int kIoprioWhoProcess = 1;
 constexpr std::size_t kOutputPipeBytes = 256 * 1024;
-
-std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
 int set_nonblock(int fd) {
   int fl = ::fcntl(fd, F_GETFL);
@@ -249,23 +248,24 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     return result;
   };
 
-  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+  if (::pipe2(st_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno));
   if (req.pty_slave < 0) {
     if (req.stdin_mode == StdinMode::pipe) {
-      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+      if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno));
       plan.stdin_fd = in_pipe[0];
     } else {
       devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
       if (devnull < 0) {
         // No /dev/null (a bare chroot): a pipe whose write end is closed reads as EOF too.
-        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+        if (::pipe2(in_pipe, O_CLOEXEC) != 0) return fail(syscall_error("pipe", errno));
         close_fd(in_pipe[1]);
         plan.stdin_fd = in_pipe[0];
       } else {
         plan.stdin_fd = devnull;
       }
     }
-    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return fail(errno_text("pipe", errno));
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
+      return fail(syscall_error("pipe", errno));
     plan.stdout_fd = out_pipe[1];
     plan.stderr_fd = err_pipe[1];
   }
@@ -294,7 +294,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     used_fork = true;
     pid = ::fork();
   }
-  if (pid < 0) return fail(errno_text("fork", errno));
+  if (pid < 0) return fail(syscall_error("fork", errno));
   if (pid == 0) child_main(plan);
 
   if (used_fork) {
@@ -303,7 +303,7 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
       int e = errno;
       ::kill(static_cast<pid_t>(pid), SIGKILL);
       ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
-      return fail(errno_text("pidfd_open", e));
+      return fail(syscall_error("pidfd_open", e));
     }
     ::fcntl(pidfd, F_SETFD, FD_CLOEXEC);
   }

@@ -48,6 +48,10 @@ class FakeExchange final : public http::Exchange {
     co_return;
   }
   bool closed() const override { return closed_; }
+  void abort_response() override {
+    aborted = true;
+    close();
+  }
   void close() {
     closed_ = true;
     notify_closed();
@@ -60,6 +64,7 @@ class FakeExchange final : public http::Exchange {
   std::string body;
   http::Headers trailers;
   bool finished = false;
+  bool aborted = false;
 
  private:
   boost::asio::io_context& io_;

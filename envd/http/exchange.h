@@ -5,11 +5,14 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "envd/request_scope.h"
 
 namespace envd::http {
 
@@ -51,22 +54,46 @@ class Exchange {
   // Appends the next piece of the request body (at most max_bytes) to `out`.
   // Returns data (something was appended), end (body complete) or error (client gone / bad body).
   virtual asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) = 0;
+  // Few-copy variant for uploads: `piece` views the next piece of the body (at most max_bytes),
+  // valid until the next read_body_some/read_body call on this exchange. The bytes are received
+  // straight into a buffer the exchange reuses (HTTP/1.1: the parser writes into it), so a
+  // handler can hand the view to a pool job that writes it to disk without copying it first.
+  virtual asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes);
 
   // Sends the response head. Headers in extra_headers() are appended. May be called once.
   virtual asio::awaitable<bool> write_head(ResponseHead head) = 0;
   // Sends one piece of body and flushes it. Suspends while the peer is slow (back-pressure).
   // Returns false once the client is gone.
   virtual asio::awaitable<bool> write_body(std::string data) = 0;
+  // Sends `length` bytes of the open file `fd` from `offset` as the next piece of the body (after
+  // write_head; the caller keeps fd open until this returns). Returns false once the client is
+  // gone, or when the file could not supply the bytes (shorter than promised, read error): then
+  // the response is aborted (connection closed / stream reset), as its length cannot be met.
+  // HTTP/1.1 uses sendfile(2); the default (HTTP/2) reads chunks on the blocking pool.
+  virtual asio::awaitable<bool> write_file(int fd, std::uint64_t offset, std::uint64_t length);
   // Ends the response, with trailers if the transport can carry them (HTTP/2, chunked HTTP/1.1).
   virtual asio::awaitable<void> finish(Headers trailers = {}) = 0;
 
   // True once the client went away (connection closed, stream reset).
   virtual bool closed() const = 0;
-  // Calls `fn` once when the client goes away (right away if it already has); an empty function
-  // unregisters. A callback, not a coroutine: a call waiting on this costs no coroutine frame.
-  void on_closed(std::function<void()> fn) {
-    on_closed_ = std::move(fn);
-    if (on_closed_ && closed()) notify_closed();
+  // Gives up on a response whose body cannot be completed: the client must see it incomplete
+  // (HTTP/1.1: the connection is closed; HTTP/2: RST_STREAM), never a short body that looks whole.
+  virtual void abort_response() {}
+  // This request's cancellation (envd/request_scope.h): cancelled when the client goes away (and
+  // by the RPC layer at a deadline, by the router at shutdown). Register with scope().on_cancel();
+  // pass scope().token() to pool jobs. The router installs it; without one (a handler run by a
+  // unit test) the first call makes one.
+  RequestScope& scope() {
+    if (!scope_) set_scope(std::make_shared<RequestScope>(executor()));
+    return *scope_;
+  }
+  const std::shared_ptr<RequestScope>& scope_ptr() {
+    scope();
+    return scope_;
+  }
+  void set_scope(std::shared_ptr<RequestScope> s) {
+    scope_ = std::move(s);
+    if (scope_ && closed()) scope_->cancel(CancelReason::client_gone);
   }
 
   // Set by the router for log lines about this request.
@@ -82,12 +109,10 @@ class Exchange {
   asio::awaitable<void> respond(int status, Headers headers, std::string body);
 
  protected:
-  // Sessions call this when the client goes away.
+  // Sessions call this when the client goes away (the scope posts its callbacks: they never run
+  // inside the session code that noticed).
   void notify_closed() {
-    if (auto fn = std::move(on_closed_)) {
-      on_closed_ = nullptr;
-      fn();
-    }
+    if (scope_) scope_->cancel(CancelReason::client_gone);
   }
 
   bool head_sent_ = false;
@@ -96,7 +121,8 @@ class Exchange {
   Headers extra_headers_;
 
  private:
-  std::function<void()> on_closed_;
+  std::shared_ptr<RequestScope> scope_;
+  std::string piece_buf_;  // read_body_some's buffer, reused
 };
 
 // Reads the whole request body, refusing more than `limit` bytes.

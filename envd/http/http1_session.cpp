@@ -1,6 +1,8 @@
 // HTTP/1.1 sessions (Beast parser, hand-written response framing): keep-alive, pipelining in order,
 // chunked request bodies, Expect: 100-continue, chunked streaming responses flushed per write,
 // trailers, and the h2c upgrade.
+#include <sys/sendfile.h>
+
 #include <array>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -12,8 +14,10 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
+#include <cerrno>
 
 #include "envd/base64.h"
+#include "envd/blocking.h"
 #include "envd/http/event.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
@@ -173,6 +177,58 @@ class Http1Exchange final : public Exchange {
   }
 
   bool closed() const override { return closed_; }
+
+  void abort_response() override {
+    keep_alive_ = false;
+    boost::system::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    mark_closed();
+  }
+
+  // sendfile(2) from the file to the socket, kernel to kernel. Each call runs on the blocking pool
+  // with the socket non-blocking: the socket side never blocks (EAGAIN → the loop waits for
+  // writability), and the file side, which can block forever on NFS, FUSE or a frozen
+  // filesystem, blocks a pool thread instead of the loop. One pool round trip per call (up to
+  // kSendfileChunk bytes) costs a few microseconds.
+  asio::awaitable<bool> write_file(int fd, std::uint64_t offset, std::uint64_t length) override {
+    constexpr std::size_t kSendfileChunk = 4u << 20;
+    if (closed_) co_return false;
+    if (length == 0) co_return true;
+    if (chunked_) {
+      char size_line[24];
+      int n = std::snprintf(size_line, sizeof size_line, "%llx\r\n", static_cast<unsigned long long>(length));
+      if (!co_await write_raw(std::string(size_line, static_cast<std::size_t>(n)))) co_return false;
+    }
+    auto& sock = stream_.socket();
+    boost::system::error_code ec;
+    sock.native_non_blocking(true, ec);
+    if (ec) co_return abort_response(), false;
+    const int sfd = sock.native_handle();
+    off_t off = static_cast<off_t>(offset);
+    while (length > 0) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, kSendfileChunk));
+      auto job = [sfd, fd, &off, want]() -> ssize_t {
+        ssize_t n = ::sendfile(sfd, fd, &off, want);
+        return n < 0 ? -errno : n;
+      };
+      ssize_t n = co_await run_blocking(WorkClass::data, job);
+      if (n > 0) {
+        length -= static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n == -EINTR) continue;
+      if (n == -EAGAIN) {
+        co_await sock.async_wait(tcp::socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return mark_closed(), false;
+        continue;
+      }
+      // 0: the file ended before `length`; EPIPE/ECONNRESET: the client went away; others: I/O
+      // error. The body cannot be completed either way.
+      co_return abort_response(), false;
+    }
+    if (chunked_) co_return co_await write_raw(std::string("\r\n"));
+    co_return true;
+  }
 
   // After the handler: make sure a response went out, stop the watcher, and tell whether the
   // connection can carry another request.

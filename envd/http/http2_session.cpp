@@ -37,10 +37,12 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   const RequestHead& request() const override { return head_; }
   asio::any_io_executor executor() const override;
   asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override;
+  asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes) override;
   asio::awaitable<bool> write_head(ResponseHead head) override;
   asio::awaitable<bool> write_body(std::string data) override;
   asio::awaitable<void> finish(Headers trailers) override;
   bool closed() const override { return closed_; }
+  void abort_response() override;
 
   void release_eof();
 
@@ -57,6 +59,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   bool header_too_large_ = false;
   // request body
   std::string in_;
+  std::string in_view_;            // the piece read_body_some handed out; DATA keeps arriving into in_
   std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
   bool in_end_ = false;
   bool handler_done_ = false;  // later request DATA is discarded
@@ -153,6 +156,35 @@ asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_
   }
 }
 
+// No copy beyond the one out of nghttp2's receive buffer: the received bytes themselves become the
+// piece (the two buffers swap roles), and new DATA lands in the other buffer, so the view stays
+// valid while the handler hands it to a pool job.
+asio::awaitable<BodyRead> H2Stream::read_body_some(std::string_view& piece, std::size_t max_bytes) {
+  in_view_.clear();
+  piece = {};
+  for (;;) {
+    if (!in_.empty()) {
+      std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
+      std::swap(in_, in_view_);
+      if (n < in_view_.size()) {
+        in_.assign(in_view_, n);  // the rest waits for the next call
+        in_view_.resize(n);
+      }
+      piece = in_view_;
+      std::size_t credit = std::min(n, in_unconsumed_);
+      in_unconsumed_ -= credit;
+      if (!session_->dead() && !closed_ && credit > 0) {
+        nghttp2_session_consume(session_->raw(), id_, credit);
+        session_->signal_write();
+      }
+      co_return BodyRead::data;
+    }
+    if (in_end_) co_return BodyRead::end;
+    if (closed_ || session_->dead()) co_return BodyRead::error;
+    co_await io_.wait_pulse();
+  }
+}
+
 asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
   if (head_sent_ || closed_ || session_->dead()) co_return !(closed_ || session_->dead());
   head_sent_ = true;
@@ -216,6 +248,13 @@ asio::awaitable<void> H2Stream::finish(Headers trailers) {
   auto timer = std::make_shared<asio::steady_timer>(session_->executor(), kEofWaitForRequest);
   timer->async_wait([self, timer](const boost::system::error_code&) { self->release_eof(); });
   co_return;
+}
+
+void H2Stream::abort_response() {
+  if (closed_ || session_->dead()) return;
+  nghttp2_submit_rst_stream(session_->raw(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+  session_->signal_write();
+  mark_closed();
 }
 
 void H2Stream::release_eof() {
@@ -425,6 +464,7 @@ void Http2Session::spawn_handler(const std::shared_ptr<H2Stream>& stream) {
           self->signal_write();
         }
         stream->in_.clear();
+        std::string().swap(stream->in_view_);
       },
       asio::detached);
 }

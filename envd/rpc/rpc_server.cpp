@@ -1,6 +1,7 @@
 #include "envd/rpc/rpc_server.h"
 
 #include "envd/base64.h"
+#include "envd/blocking.h"
 
 #include <google/protobuf/message.h>
 
@@ -16,6 +17,7 @@
 #include "envd/http/event.h"
 #include "envd/log.h"
 #include "envd/rpc/envelope.h"
+#include "envd/rpc/keepalive.h"
 #include "envd/rpc/timeout.h"
 
 namespace envd::rpc {
@@ -108,6 +110,8 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       timeout = *ns;
     }
     if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+    // Parsed once here for every streaming method (process streams, watch streams).
+    keepalive_interval = parse_keepalive_interval(req.header("keepalive-ping-interval"));
 
     std::string_view enc_header, accept_header;
     switch (wire_.protocol) {
@@ -199,16 +203,13 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   // --- MessageSink
   asio::awaitable<bool> send(const google::protobuf::Message& msg) override {
     if (wire_.protocol == Protocol::connect_unary) {
-      unary_response_ = encode_message(wire_.codec, msg);
+      // Compressed in finish(), with the Content-Encoding header.
+      unary_response_ = co_await encode(msg, false);
       co_return true;
     }
     if (!co_await ensure_head()) co_return false;
-    std::string payload = encode_message(wire_.codec, msg);
-    std::uint8_t flags = 0;
-    if (response_gzip_) {
-      payload = gzip_compress(payload);
-      flags |= kFlagCompressed;
-    }
+    std::string payload = co_await encode(msg, response_gzip_);
+    std::uint8_t flags = response_gzip_ ? kFlagCompressed : 0;
     co_return co_await write_frame(encode_envelope(flags, payload));
   }
 
@@ -225,7 +226,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         http::Headers h{{"content-type", wire_.content_type}};
         std::string body = std::move(unary_response_);
         if (response_gzip_) {
-          body = gzip_compress(body);
+          body = co_await compress(std::move(body));
           h.emplace_back("content-encoding", "gzip");
         }
         co_await ex_.respond(200, std::move(h), std::move(body));
@@ -258,6 +259,27 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   }
 
  private:
+  // Encodes (and maybe gzips) a response message: on the loop when small, on the blocking pool
+  // when large (cfg_.off_loop_encode_bytes). The message is not touched by anyone else meanwhile:
+  // the handler awaits send().
+  asio::awaitable<std::string> encode(const google::protobuf::Message& msg, bool gzip) {
+    if (msg.ByteSizeLong() < cfg_.off_loop_encode_bytes) {
+      std::string out = encode_message(wire_.codec, msg);
+      co_return gzip ? gzip_compress(out) : out;
+    }
+    auto job = [codec = wire_.codec, &msg, gzip] {
+      std::string out = encode_message(codec, msg);
+      return gzip ? gzip_compress(out) : out;
+    };
+    co_return co_await run_blocking(WorkClass::walk, job);
+  }
+
+  asio::awaitable<std::string> compress(std::string body) {
+    if (body.size() < cfg_.off_loop_encode_bytes) co_return gzip_compress(body);
+    auto job = [&body] { return gzip_compress(body); };
+    co_return co_await run_blocking(WorkClass::walk, job);
+  }
+
   // One frame of a streamed body; gRPC-Web text sends each as its own padded base64 segment.
   asio::awaitable<bool> write_frame(std::string frame) {
     if (wire_.base64) frame = base64_encode(frame);
@@ -341,33 +363,10 @@ bool streaming_protocol_fits(Protocol p, MethodKind k) {
 
 }  // namespace
 
-// What can end a running call early: the client going away, its deadline, server shutdown. Shared
-// with the callbacks that notice those (they may run after the call is over, so they hold a
-// reference). One cancellation signal bound to the handler's coroutine replaces racing it against
-// three waiting coroutines, which cost ~6 kB of frames per open stream.
-struct RpcServer::CallCancel {
-  explicit CallCancel(asio::any_io_executor e) : ex(std::move(e)) {}
-  enum Reason { none, client_gone, deadline, shutdown };
-
-  static void fire(const std::shared_ptr<CallCancel>& self, Reason why) {
-    if (self->reason != none || self->done) return;
-    self->reason = why;
-    // Emitted from a handler of its own, never from inside the code that noticed (a session
-    // marking itself closed, the signal handler).
-    asio::post(self->ex, [self] {
-      if (!self->done) self->signal.emit(asio::cancellation_type::terminal);
-    });
-  }
-
-  asio::any_io_executor ex;
-  asio::cancellation_signal signal;
-  Reason reason = none;
-  bool done = false;  // the handler has returned: nothing to cancel any more
-};
-
 void RpcServer::shutdown(Status status) {
   shutdown_status_ = std::move(status);
-  for (const auto& c : active_) CallCancel::fire(c, CallCancel::shutdown);
+  // cancel() only posts callbacks: the set does not change while it is walked.
+  for (const auto& scope : active_) scope->cancel(CancelReason::shutdown);
 }
 
 bool RpcServer::owns(std::string_view path) const {
@@ -452,34 +451,39 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   Status st = call.prepare();
   if (st.ok() && shutdown_status_) st = *shutdown_status_;
   if (st.ok()) {
-    auto cancel = std::make_shared<CallCancel>(ex.executor());
-    active_.insert(cancel);
+    // What can end the call early (client gone, deadline, shutdown) is the request's scope; here
+    // it becomes one cancellation signal bound to the handler's coroutine (cheaper than racing the
+    // handler against waiting coroutines: ~6 kB of frames per open stream).
+    auto scope = ex.scope_ptr();
+    call.cancel_token = scope->token();
+    auto signal = std::make_shared<asio::cancellation_signal>();
+    auto cancel_id = scope->on_cancel([signal] { signal->emit(asio::cancellation_type::terminal); });
+    active_.insert(scope);
     asio::steady_timer timer(ex.executor());
     if (call.deadline) {
       timer.expires_at(*call.deadline);
-      timer.async_wait([cancel](const boost::system::error_code& ec) {
-        if (!ec) CallCancel::fire(cancel, CallCancel::deadline);
+      timer.async_wait([scope](const boost::system::error_code& ec) {
+        if (!ec) scope->cancel(CancelReason::deadline);
       });
     }
-    ex.on_closed([cancel] { CallCancel::fire(cancel, CallCancel::client_gone); });
     std::exception_ptr failure;
-    auto token = asio::bind_cancellation_slot(cancel->signal.slot(), asio::use_awaitable);
+    auto token = asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable);
     try {
       st = co_await asio::co_spawn(ex.executor(), run_handler(*m, call), token);
     } catch (...) {
       failure = std::current_exception();
     }
-    cancel->done = true;
-    ex.on_closed(nullptr);
+    const CancelReason reason = scope->reason();
+    scope->forget(cancel_id);
     timer.cancel();
-    active_.erase(cancel);
-    switch (cancel->reason) {
-      case CallCancel::none:
+    active_.erase(scope);
+    switch (reason) {
+      case CancelReason::none:
         if (failure) std::rethrow_exception(failure);  // not a cancellation of ours
         break;
-      case CallCancel::client_gone: st = error(Code::canceled, "client disconnected"); break;
-      case CallCancel::deadline: st = error(Code::deadline_exceeded, "context deadline exceeded"); break;
-      case CallCancel::shutdown: st = shutdown_status_.value_or(error(Code::unavailable, "call cancelled")); break;
+      case CancelReason::client_gone: st = error(Code::canceled, "client disconnected"); break;
+      case CancelReason::deadline: st = error(Code::deadline_exceeded, "context deadline exceeded"); break;
+      case CancelReason::shutdown: st = shutdown_status_.value_or(error(Code::unavailable, "call cancelled")); break;
     }
   }
   if (!st.ok() && st.code != Code::canceled) {

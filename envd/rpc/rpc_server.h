@@ -12,6 +12,7 @@
 
 #include "envd/http/event.h"
 #include "envd/http/exchange.h"
+#include "envd/request_scope.h"
 #include "envd/rpc/codec.h"
 #include "envd/rpc/service.h"
 
@@ -20,6 +21,9 @@ namespace envd::rpc {
 struct RpcConfig {
   // Largest request message accepted (after decompression); larger → resource_exhausted.
   std::size_t max_request_message_bytes = 32u << 20;
+  // Response messages at least this large (ByteSizeLong) are encoded (and gzipped) on the blocking
+  // pool, so a 100,000-entry ListDir does not stall the loop for the encoding's duration.
+  std::size_t off_loop_encode_bytes = 1u << 20;
 };
 
 enum class Protocol { connect_unary, connect_stream, grpc, grpc_web };
@@ -64,8 +68,7 @@ class RpcServer {
   Registry& registry_;
   RpcConfig config_;
   Authenticator authenticator_;
-  struct CallCancel;
-  std::set<std::shared_ptr<CallCancel>> active_;  // calls whose handler is running
+  std::set<std::shared_ptr<RequestScope>> active_;  // scopes of the calls whose handler is running
   std::optional<Status> shutdown_status_;
 };
 

@@ -5,8 +5,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "envd/blocking.h"
 #include "envd/echo_service.h"
 #include "envd/rpc/envelope.h"
+#include "envdtest.pb.h"
 #include "process.pb.h"
 #include "process/process_service.h"
 #include "tests/fake_exchange.h"
@@ -273,4 +275,67 @@ TEST_CASE("rpc: shutdown ends running calls with its status and refuses new ones
   f.run(late);
   CHECK(late.status == 503);
   CHECK(late.body == R"({"code":"unavailable","message":"envd is shutting down"})");
+}
+
+TEST_CASE("rpc: large responses are encoded on the blocking pool, small ones on the loop") {
+  Fixture f;
+  rpc::RpcConfig cfg{1 << 20};
+  cfg.off_loop_encode_bytes = 64;
+  rpc::RpcServer server{f.registry, cfg};
+  auto run = [&](FakeExchange& ex) {
+    boost::asio::co_spawn(f.io, server.serve(ex), boost::asio::detached);
+    f.io.run();
+    f.io.restart();
+  };
+  auto jobs = [] { return default_blocking_pool().stats().jobs_run; };
+
+  // Small: encoded inline.
+  auto before = jobs();
+  FakeExchange small(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"hi"})"});
+  run(small);
+  CHECK(small.status == 200);
+  CHECK(small.body == R"({"text":"hi"})");
+  CHECK(jobs() == before);
+
+  // Large unary JSON: one pool job, same bytes as an inline encoding would give.
+  std::string text(1000, 'a');
+  FakeExchange large(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {"{\"text\":\"" + text + "\"}"});
+  run(large);
+  CHECK(large.status == 200);
+  CHECK(large.body == "{\"text\":\"" + text + "\"}");
+  CHECK(jobs() == before + 1);
+
+  // Large unary gzipped: encoding and compression both off the loop.
+  FakeExchange gz(f.io, f.post("/envdtest.Echo/Echo", "application/json", {{"accept-encoding", "gzip"}}),
+                  {"{\"text\":\"" + text + "\"}"});
+  run(gz);
+  CHECK(gz.status == 200);
+  CHECK(gz.header("content-encoding") == "gzip");
+  std::string inflated;
+  REQUIRE(rpc::gzip_decompress(gz.body, 1 << 20, inflated).ok());
+  CHECK(inflated == "{\"text\":\"" + text + "\"}");
+  CHECK(jobs() == before + 3);
+
+  // Streamed, gzipped frames: each large message is one job; the frames decode.
+  FakeExchange ticks(f.io,
+                     f.post("/envdtest.Echo/Ticks", "application/connect+proto", {{"connect-accept-encoding", "gzip"}}),
+                     {rpc::encode_envelope(0, [] {
+                       envdtest::TicksRequest r;
+                       r.set_count(3);
+                       r.set_payload_size(500);
+                       return r.SerializeAsString();
+                     }())});
+  run(ticks);
+  auto fr = frames(ticks.body);
+  REQUIRE(fr.size() == 4);  // 3 ticks + end of stream
+  for (int i = 0; i < 3; ++i) {
+    CHECK(fr[i].first == rpc::kFlagCompressed);
+    std::string raw;
+    REQUIRE(rpc::gzip_decompress(fr[i].second, 1 << 20, raw).ok());
+    envdtest::Tick t;
+    REQUIRE(t.ParseFromString(raw));
+    CHECK(t.seq() == static_cast<std::uint32_t>(i));
+    CHECK(t.payload().size() == 500);
+  }
+  CHECK(jobs() == before + 6);
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "envd/blocking.h"
 #include "envd/rpc/status.h"
 #include "envd/users.h"
 
@@ -37,6 +38,12 @@ class CallContext {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // The user the call acts as (Basic header or the default user), set before the handler runs.
   User user;
+  // Set when the call is cancelled (client gone, deadline, shutdown): give it to pool jobs
+  // (envd/blocking.h), which poll it between chunks of work.
+  CancelToken cancel_token;
+  // The client's `Keepalive-Ping-Interval` (contract §1.4), parsed and clamped once by the RPC
+  // layer (envd/rpc/keepalive.h); streaming methods send keepalives at this interval.
+  std::chrono::seconds keepalive_interval{90};
 };
 
 class MessageSink {

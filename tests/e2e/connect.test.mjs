@@ -117,9 +117,9 @@ for (const v of VARIANTS) {
     it("methods without a handler (envdtest.Echo/Unimplemented*, filesystem.Filesystem) answer unimplemented", async () => {
       const e1 = await connectErr(echo.unimplemented({}));
       assert.equal(e1.code, Code.Unimplemented, e1.message);
-      const e2 = await connectErr(fs.stat({ path: "/tmp" }));
+      const e2 = await connectErr(fs.createWatcher({ path: "/tmp" }));
       assert.equal(e2.code, Code.Unimplemented, e2.message);
-      const e3 = await connectErr(fs.makeDir({ path: "/tmp/x" }));
+      const e3 = await connectErr(fs.removeWatcher({ watcherId: "w1" }));
       assert.equal(e3.code, Code.Unimplemented, e3.message);
       // Server-streaming methods: the error arrives at the end of the stream.
       const s1 = await drain(echo.unimplementedStream({}));

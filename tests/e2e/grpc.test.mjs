@@ -218,9 +218,9 @@ describe("grpc-js over h2c", () => {
   it("methods without a handler (envdtest.Echo/Unimplemented*, filesystem.Filesystem) → UNIMPLEMENTED (12)", async () => {
     const e1 = await grpcErr(unary(echo, "Unimplemented", {}));
     assert.equal(e1.code, grpc.status.UNIMPLEMENTED, e1.details);
-    const e2 = await grpcErr(unary(fs, "Stat", { path: "/" }));
+    const e2 = await grpcErr(unary(fs, "CreateWatcher", { path: "/" }));
     assert.equal(e2.code, grpc.status.UNIMPLEMENTED, e2.details);
-    const e3 = await grpcErr(unary(fs, "Remove", { path: "/nonexistent" }));
+    const e3 = await grpcErr(unary(fs, "RemoveWatcher", { watcherId: "w1" }));
     assert.equal(e3.code, grpc.status.UNIMPLEMENTED, e3.details);
     const s1 = await readStream(echo.UnimplementedStream({}));
     assert.equal(s1.messages.length, 0);
