@@ -38,6 +38,16 @@ struct Flags {
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
   std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
   // --- end process service ---
+
+  // --- directory watching (issue 9) ---
+  std::size_t max_inotify_watches = 0;     // 0: half of fs.inotify.max_user_watches
+  std::size_t watch_queue_events = 65536;  // WatchDir stream queue
+  std::size_t watch_queue_bytes = 16u << 20;
+  std::size_t watcher_queue_events = 10000;  // CreateWatcher (polling) queue
+  std::size_t watcher_queue_bytes = 4u << 20;
+  std::size_t max_watchers = 1000;  // polling watchers
+  std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
+  // --- end directory watching ---
 };
 
 // Returns an error message for unknown flags or bad values.
