@@ -582,7 +582,7 @@ class WatchService {
     }
   }
 
-  void evict(const std::string& id) {
+  void evict(std::string id) {  // by value: callers pass lru_.front(), which this erases
     auto it = polled_.find(id);
     if (it == polled_.end()) return;
     auto idle =

@@ -128,6 +128,16 @@ class Registry {
         [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
           Req req;
           if (auto r = co_await src.read(req); r != ReadResult::message) co_return missing_request(r, src);
+          // Read to the end of the request as connect-go does (one message only): an HTTP/1.1
+          // session watches for a client that goes away only once the body is complete, and a
+          // chunked body's last chunk comes after the message (a WatchDir that never sends would
+          // otherwise outlive its client).
+          {
+            Req extra;
+            auto r = co_await src.read(extra);
+            if (r == ReadResult::error) co_return src.status();
+            if (r == ReadResult::message) co_return error(Code::unimplemented, "unary stream has multiple messages");
+          }
           Writer<Resp> w(sink);
           co_return co_await fn(ctx, req, w);
         });
