@@ -100,6 +100,13 @@ struct RestFixture {
       }
     };
     router.add("GET", "/wait", wait);
+    // Sends its head and a first piece, then waits.
+    router.add("GET", "/stream", [wait](http::Exchange& ex) -> asio::awaitable<void> {
+      http::ResponseHead head;
+      co_await ex.write_head(std::move(head));
+      co_await ex.write_body(std::string("partial"));
+      co_await wait(ex);
+    });
     router.add("POST", "/thaw", wait, RouteOptions{.run_to_completion = true});
   }
 
@@ -146,4 +153,16 @@ TEST_CASE("request scope: shutdown cancels REST handlers (503) but not run_to_co
   CHECK(f.router.in_flight() == 1);
   CHECK(f.handler_saw_abort == 1);
   f.io.stop();
+}
+
+TEST_CASE("request scope: a REST response cancelled mid-body is aborted, not finished") {
+  RestFixture f;
+  auto ex = f.start("GET", "/stream");
+  CHECK(ex->status == 200);
+  CHECK(ex->body == "partial");
+  f.router.shutdown();
+  f.io.run();
+  CHECK(f.handler_saw_abort == 1);
+  CHECK(ex->aborted);
+  CHECK_FALSE(ex->finished);
 }

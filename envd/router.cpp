@@ -125,18 +125,25 @@ boost::asio::awaitable<void> Router::run_rest(http::Exchange& ex, const Handler&
   auto signal = std::make_shared<boost::asio::cancellation_signal>();
   auto id = scope.on_cancel([signal] { signal->emit(boost::asio::cancellation_type::terminal); });
   std::exception_ptr failure;
+  bool interrupted = false;
   try {
     co_await boost::asio::co_spawn(ex.executor(), handler(ex),
                                    boost::asio::bind_cancellation_slot(signal->slot(), boost::asio::use_awaitable));
   } catch (...) {
     // A handler ended by our cancellation throws operation_aborted (or whatever it made of it).
+    interrupted = true;
     if (!scope.cancelled()) failure = std::current_exception();
   }
   scope.forget(id);
   if (failure) std::rethrow_exception(failure);
-  if (scope.cancelled() && !ex.head_sent() && !ex.closed()) {
+  if (!scope.cancelled() || ex.closed()) co_return;
+  if (!ex.head_sent()) {
     Reply r = cancelled_reply();
     co_await ex.respond(r.status, std::move(r.headers), std::move(r.body));
+  } else if (interrupted) {
+    // Stopped mid-body: the client must not take the truncated body for a whole one (a chunked
+    // HTTP/1.1 body would otherwise get its final chunk from the session).
+    ex.abort_response();
   }
 }
 

@@ -224,7 +224,8 @@ void fill_entry_info(const std::string& fs_path, std::string shown_path, const s
     // does not resolve), and the fully resolved path (its own path when it does not resolve).
     // SYMLINK is never emitted (§5.1).
     EvalResult target = eval_symlinks(fs_path);
-    std::string resolved = target.ok() ? std::move(target.path) : fs_path;
+    // A target that is not UTF-8 cannot be sent (protobuf strings): shown as unresolvable.
+    std::string resolved = target.ok() && valid_utf8(target.path) ? std::move(target.path) : fs_path;
     struct stat st {};
     if (::stat(resolved.c_str(), &st) == 0) {
       out.set_type(type_of(st.st_mode));

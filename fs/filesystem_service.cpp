@@ -5,9 +5,6 @@
 
 #include <google/protobuf/descriptor.h>
 
-#include <atomic>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <memory>
 #include <string>
 
@@ -44,34 +41,6 @@ void shape_legacy(pb::EntryInfo& e) {
   e.set_path(std::move(path));
 }
 
-// The call's cancellation as a token a job polls between files: the RPC layer cancels the
-// handler coroutine (client gone, deadline, shutdown) while it waits for the pool, which keeps it
-// suspended until the job returns; the job sees the token and stops early. The handler installed
-// here lives until CancelScope clears it.
-class CancelScope {
- public:
-  static asio::awaitable<CancelScope> open() {
-    CancelScope scope;
-    auto state = co_await asio::this_coro::cancellation_state;
-    if (state.cancelled() != asio::cancellation_type::none) scope.flag_->store(true);
-    scope.slot_ = state.slot();
-    if (scope.slot_.is_connected())
-      scope.slot_.assign([flag = scope.flag_](asio::cancellation_type) { flag->store(true); });
-    co_return scope;
-  }
-  CancelScope(CancelScope&& o) noexcept : flag_(std::move(o.flag_)), slot_(o.slot_) { o.slot_ = {}; }
-  CancelScope& operator=(CancelScope&&) = delete;
-  ~CancelScope() {
-    if (slot_.is_connected()) slot_.clear();
-  }
-  CancelToken token() const { return flag_; }
-
- private:
-  CancelScope() = default;
-  std::shared_ptr<std::atomic<bool>> flag_ = std::make_shared<std::atomic<bool>>(false);
-  asio::cancellation_slot slot_;
-};
-
 class FilesystemService {
  public:
   explicit FilesystemService(SandboxState& state) : state_(state) {}
@@ -93,8 +62,7 @@ class FilesystemService {
                                         pb::ListDirResponse& resp) {
     std::string path;
     if (auto st = resolve(ctx, req.path(), path); !st.ok()) co_return st;
-    CancelScope scope = co_await CancelScope::open();
-    auto job = [path = std::move(path), depth = req.depth(), out = &resp, cancel = scope.token()] {
+    auto job = [path = std::move(path), depth = req.depth(), out = &resp, cancel = ctx.cancel_token] {
       IdNames names;
       rpc::Status st = fs::list_dir(path, depth, names, *out, cancel);
       if (!st.ok()) out->Clear();
@@ -125,9 +93,8 @@ class FilesystemService {
     if (auto st = resolve(ctx, req.source(), src); !st.ok()) co_return st;
     if (auto st = resolve(ctx, req.destination(), dst); !st.ok()) co_return st;
     // `walk`: across devices a move is a copy of a whole tree.
-    CancelScope scope = co_await CancelScope::open();
     auto job = [src = std::move(src), dst = std::move(dst), uid = ctx.user.uid, gid = ctx.user.gid,
-                entry = resp.mutable_entry(), cancel = scope.token()] {
+                entry = resp.mutable_entry(), cancel = ctx.cancel_token] {
       IdNames names;
       return fs::move(src, dst, uid, gid, names, *entry, cancel);
     };
@@ -139,8 +106,7 @@ class FilesystemService {
   asio::awaitable<rpc::Status> remove(rpc::CallContext& ctx, const pb::RemoveRequest& req, pb::RemoveResponse&) {
     std::string path;
     if (auto st = resolve(ctx, req.path(), path); !st.ok()) co_return st;
-    CancelScope scope = co_await CancelScope::open();
-    auto job = [path = std::move(path), cancel = scope.token()] { return fs::remove(path, cancel); };
+    auto job = [path = std::move(path), cancel = ctx.cancel_token] { return fs::remove(path, cancel); };
     co_return co_await run_blocking(WorkClass::walk, job);
   }
 

@@ -416,6 +416,10 @@ struct ListWalk {
     }
     for (const auto& name : children) {
       if ((++count & 255) == 0 && cancelled(cancel)) return rpc::error(Code::canceled, "operation canceled");
+      // A name that is not UTF-8 cannot travel in a protobuf string: envd fails the whole listing
+      // ("marshal message: ... invalid UTF-8"), a lenient encoder would mangle it into the path of
+      // another file. Such entries (and what is below them) are left out.
+      if (!valid_utf8(name)) continue;
       std::string fs_child = child_path(fs_dir, name);
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
       struct stat lst {};

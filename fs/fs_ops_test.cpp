@@ -205,6 +205,22 @@ TEST_CASE("fs ops: ListDir errors") {
   CHECK(r.entries_size() == 0);
 }
 
+TEST_CASE("fs ops: ListDir leaves out names that are not UTF-8") {
+  TempDir t;
+  write_file(t / "bad\xFF\xFEname", "");
+  REQUIRE(::mkdir((t / "baddir\xFF").c_str(), 0755) == 0);
+  write_file(t / "baddir\xFF/inner", "");
+  write_file(t / "good \xE2\x9C\x93", "");
+  REQUIRE(::symlink("bad\xFF\xFEname", (t / "link").c_str()) == 0);
+  IdNames names;
+  pb::ListDirResponse r;
+  REQUIRE(list_dir(t.path, 5, names, r).ok());
+  CHECK(listed_paths(r) == std::vector<std::string>{t / "good \xE2\x9C\x93", t / "link"});
+  // The link resolves to a name that cannot be sent: shown as unresolvable (its own path).
+  CHECK(r.entries(1).symlink_target() == t / "link");
+  CHECK(r.entries(1).type() == pb::FILE_TYPE_FILE);
+}
+
 TEST_CASE("fs ops: ListDir stops when cancelled") {
   TempDir t;
   for (int i = 0; i < 600; ++i) write_file(t / ("f" + std::to_string(i)), "");
