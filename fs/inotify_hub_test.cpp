@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -119,5 +120,29 @@ TEST_CASE("inotify hub: events for a watch being added are held and replayed on 
   hub.end_adds();
   REQUIRE(a.events.size() == 1);
   CHECK(a.events[0].second == "early");
+  hub.detach(r.wd, &a);
+}
+
+TEST_CASE("inotify hub: a kernel queue overflow tells every listener that events were lost") {
+  boost::asio::io_context io;
+  InotifyHub hub(io.get_executor(), HubConfig{16});
+  REQUIRE(hub.open() == 0);
+  TempDir d;
+  Recorder a;
+  hub.begin_adds();
+  AddResult r = hub.add(d.path);
+  REQUIRE(r.wd >= 0);
+  hub.attach(r.wd, &a);
+  hub.end_adds();
+  // The loop does not run while more events than fs.inotify.max_queued_events are generated.
+  long max_queued = 16384;
+  if (FILE* f = std::fopen("/proc/sys/fs/inotify/max_queued_events", "r")) {
+    if (std::fscanf(f, "%ld", &max_queued) != 1) max_queued = 16384;
+    std::fclose(f);
+  }
+  for (long i = 0; i <= max_queued + 10; ++i) touch(d.path + "/f" + std::to_string(i));
+  REQUIRE(run_until(io, [&] { return !a.lost.empty(); }));
+  CHECK(a.lost[0].find("events were lost: the kernel's inotify queue overflowed") == 0);
+  CHECK(a.lost[0].find("fs.inotify.max_queued_events") != std::string::npos);
   hub.detach(r.wd, &a);
 }
