@@ -356,7 +356,10 @@ class Watcher : public HubListener, public std::enable_shared_from_this<Watcher>
         hub_.release_unattached(d.wd);
         continue;
       }
-      if (auto old = dirs_.find(d.wd); old != dirs_.end()) forget(d.wd);  // same inode under a new name
+      if (dirs_.count(d.wd)) {  // the same directory under a new name: one attachment, the new name
+        forget(d.wd);
+        hub_.detach(d.wd, this);  // deferred while adds are pending, so attach() below revives it
+      }
       if (scan) {
         auto& names = suppress_[d.rel];
         for (auto& [name, is_dir] : d.entries) {
