@@ -196,6 +196,11 @@ TEST_CASE("fs ops: ListDir errors") {
   st = list_dir(t / "loop1", 1, names, r);
   CHECK(st.code == Code::failed_precondition);
   CHECK(st.message == "cyclic symlink or chain >255 links at \"" + t.path + "/loop1\"");
+  // The path is quoted as Go's %q.
+  REQUIRE(::symlink("q\"\tü", (t / "q\"\tü").c_str()) == 0);
+  st = list_dir(t / "q\"\tü", 1, names, r);
+  CHECK(st.code == Code::failed_precondition);
+  CHECK(st.message == "cyclic symlink or chain >255 links at \"" + t.path + "/q\\\"\\tü\"");
   st = list_dir(t / "lf", 1, names, r);
   CHECK(st.code == Code::invalid_argument);
   CHECK(st.message == "path is not a directory: " + t.path + "/f");
