@@ -85,6 +85,19 @@ std::string usage() {
          "  --upload-idle-timeout-ms N  end an upload (POST /files) whose body sent no byte for N ms with 408\n"
          "                            (default 60000)\n"
          // --- end uploads ---
+         // --- directory watching (issue 9) ---
+         "  --max-inotify-watches N   inotify watches envd may hold (default: half of\n"
+         "                            fs.inotify.max_user_watches)\n"
+         "  --watch-queue-events N    WatchDir: events queued for a slow client before the stream ends\n"
+         "                            with data_loss (default 65536)\n"
+         "  --watch-queue-bytes N     the same bound in bytes (default 16777216)\n"
+         "  --watcher-queue-events N  CreateWatcher: events kept between two GetWatcherEvents before the\n"
+         "                            watcher fails with data_loss (default 10000)\n"
+         "  --watcher-queue-bytes N   the same bound in bytes (default 4194304)\n"
+         "  --max-watchers N          polling watchers; more evict the least recently polled (default 1000)\n"
+         "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
+         "                            (default 86400000)\n"
+         // --- end directory watching ---
          "  -help                   show this help\n";
 }
 
@@ -208,6 +221,18 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return true;
   };
   // --- end uploads ---
+  // --- directory watching (issue 9) ---
+  auto count = [](std::size_t& field, std::uint64_t min, std::uint64_t max) {
+    return [&field, min, max](const std::string& v) { return parse_uint(v, field, max) && field >= min; };
+  };
+  values["max-inotify-watches"] = count(out.max_inotify_watches, 1, 1ull << 31);
+  values["watch-queue-events"] = count(out.watch_queue_events, 1, 1ull << 32);
+  values["watch-queue-bytes"] = count(out.watch_queue_bytes, 1024, 1ull << 40);
+  values["watcher-queue-events"] = count(out.watcher_queue_events, 1, 1ull << 32);
+  values["watcher-queue-bytes"] = count(out.watcher_queue_bytes, 1024, 1ull << 40);
+  values["max-watchers"] = count(out.max_watchers, 1, 1ull << 24);
+  values["watcher-idle-timeout-ms"] = millis(out.watcher_idle_timeout, 1, 100ull * 24 * 3600 * 1000);
+  // --- end directory watching ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

@@ -56,6 +56,15 @@ struct Flags {
   // --- uploads (issue 8) ---
   std::chrono::milliseconds upload_idle_timeout{60'000};  // POST /files body silent this long → 408
   // --- end uploads ---
+  // --- directory watching (issue 9) ---
+  std::size_t max_inotify_watches = 0;     // 0: half of fs.inotify.max_user_watches
+  std::size_t watch_queue_events = 65536;  // WatchDir stream queue
+  std::size_t watch_queue_bytes = 16u << 20;
+  std::size_t watcher_queue_events = 10000;  // CreateWatcher (polling) queue
+  std::size_t watcher_queue_bytes = 4u << 20;
+  std::size_t max_watchers = 1000;  // polling watchers
+  std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
+  // --- end directory watching ---
 };
 
 // Returns an error message for unknown flags or bad values.

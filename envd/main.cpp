@@ -35,6 +35,7 @@
 #include "fs/files_service.h"
 #include "fs/files_upload.h"
 #include "fs/filesystem_service.h"
+#include "fs/watch_service.h"
 #include "process/process_service.h"
 
 #ifndef ENVD_COMMIT
@@ -141,6 +142,15 @@ int main(int argc, char** argv) {
   process_config.cgroup_root = flags.cgroup_root;
   envd::process::register_service(registry, state, process_config);
   envd::fs::register_service(registry, state);
+  envd::fs::WatchConfig watch_config;
+  watch_config.max_inotify_watches = flags.max_inotify_watches;
+  watch_config.stream_queue_events = flags.watch_queue_events;
+  watch_config.stream_queue_bytes = flags.watch_queue_bytes;
+  watch_config.poll_queue_events = flags.watcher_queue_events;
+  watch_config.poll_queue_bytes = flags.watcher_queue_bytes;
+  watch_config.max_poll_watchers = flags.max_watchers;
+  watch_config.poll_idle_timeout = flags.watcher_idle_timeout;
+  envd::fs::register_watch_service(registry, state, io.get_executor(), watch_config);
   if (flags.test_services) envd::register_echo_service(registry);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});

@@ -85,8 +85,8 @@ for (const p of PROTOCOLS) {
       assert.deepEqual(jsonDocs(r.stdout), [{ text: "buf ✓", number: "-17", payload: "3q2+7w==" }]);
     });
 
-    it("envdtest.Echo/Unimplemented and filesystem.Filesystem/CreateWatcher → unimplemented", async () => {
-      for (const [path, body] of [["/envdtest.Echo/Unimplemented", {}], ["/filesystem.Filesystem/CreateWatcher", { path: "/" }]]) {
+    it("envdtest.Echo/Unimplemented → unimplemented", async () => {
+      for (const [path, body] of [["/envdtest.Echo/Unimplemented", {}]]) {
         const r = await bufCurl([...p.flags, "-d", JSON.stringify(body), envd.url(path)]);
         assert.equal(r.code, exitFor(12), `${path}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
         const [err] = jsonDocs(r.stderr);
