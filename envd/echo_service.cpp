@@ -1,8 +1,12 @@
 // The envdtest.Echo service: exercises every RPC shape for the end-to-end transport tests.
 #include "envd/echo_service.h"
 
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 
@@ -16,6 +20,7 @@ namespace {
 struct EchoStats {
   std::uint64_t cancelled = 0;
   std::uint64_t running = 0;
+  std::chrono::microseconds max_loop_lag{0};
 };
 EchoStats g_stats;
 
@@ -119,11 +124,31 @@ void register_echo_service(rpc::Registry& registry) {
 
   registry.unary<StatsRequest, StatsResponse>(
       "envdtest.Echo", "Stats",
-      [](rpc::CallContext&, const StatsRequest&, StatsResponse& resp) -> asio::awaitable<rpc::Status> {
+      [](rpc::CallContext&, const StatsRequest& req, StatsResponse& resp) -> asio::awaitable<rpc::Status> {
         resp.set_cancelled(g_stats.cancelled);
         resp.set_running(g_stats.running);
+        resp.set_max_loop_lag_us(static_cast<std::uint64_t>(g_stats.max_loop_lag.count()));
+        if (req.reset_loop_lag()) g_stats.max_loop_lag = {};
         co_return rpc::Status{};
       });
+}
+
+void start_loop_lag_probe(const boost::asio::any_io_executor& ex) {
+  namespace asio = boost::asio;
+  asio::co_spawn(
+      ex,
+      []() -> asio::awaitable<void> {
+        using clock = std::chrono::steady_clock;
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (;;) {
+          auto due = clock::now() + std::chrono::milliseconds(10);
+          timer.expires_at(due);
+          co_await timer.async_wait(asio::use_awaitable);
+          auto late = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - due);
+          g_stats.max_loop_lag = std::max(g_stats.max_loop_lag, late);
+        }
+      },
+      asio::detached);
 }
 
 }  // namespace envd

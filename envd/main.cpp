@@ -233,6 +233,7 @@ int main(int argc, char** argv) {
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
+  if (flags.test_services) envd::start_loop_lag_probe(io.get_executor());
   io.run();
   // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
   envd::default_blocking_pool().shutdown(std::chrono::seconds(1));

@@ -21,6 +21,7 @@
 #include "process.pb.h"
 #include "process/cgroups.h"
 #include "process/process.h"
+#include "process/spawn_gate.h"
 #include "pty/pty.h"
 
 namespace envd::process {
@@ -127,7 +128,10 @@ class ProcessService {
   asio::awaitable<rpc::Status> start(rpc::CallContext& ctx, const pb::StartRequest& req,
                                      rpc::Writer<pb::StartResponse>& out) {
     rpc::Status status;
+    // One spawn per loop pass: a burst of Starts never holds the loop for more than one fork.
+    SpawnGate::Pass pass = co_await gate_.enter(ctx.executor());
     auto p = spawn(ctx, req, status);
+    pass.release();
     if (!p) co_return status;
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
@@ -364,6 +368,7 @@ class ProcessService {
   SandboxState& state_;
   ServiceConfig cfg_;
   CgroupManager cgroups_;
+  SpawnGate gate_;
   ProcessTable table_;
   ProcessLimits limits_;
   std::string envd_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
