@@ -257,7 +257,8 @@ describe("the event loop during a burst of Starts (the smaller item: keep every 
   const BOUND_MS = SANITIZED ? 1500 : 500;
   let envd;
   before(async () => {
-    envd = await startEnvd({ extraArgs: ["-no-cgroups"] });
+    // The default (250 concurrent h2 streams) would refuse 750 of them: allow the whole burst.
+    envd = await startEnvd({ extraArgs: ["-no-cgroups", "--h2-max-concurrent-streams", String(N)] });
   });
   after(async () => {
     await envd?.stop();
