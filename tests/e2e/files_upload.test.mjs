@@ -546,6 +546,7 @@ describe("big uploads stream", () => {
     assert.equal(r.status, 200, r.body.toString());
     const grown = rss(envd.pid) - before;
     for (const f of ["big1", "big2"]) assert.equal(createHash("sha256").update(readFileSync(join(d, f))).digest("hex"), sum, f);
-    assert.ok(grown < 16 << 20, `RSS grew by ${grown} bytes`);
+    // ASan's quarantine keeps freed memory resident: the bound holds for the release build only.
+    if (process.env.ENVD_SANITIZED !== "ON") assert.ok(grown < 16 << 20, `RSS grew by ${grown} bytes`);
   });
 });
