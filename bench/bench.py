@@ -300,7 +300,8 @@ def main():
         p.wait()
 
     port = free_port()
-    p = start(port, "--no-cgroups", "--test-services")
+    # All 1000 streams at once on one connection: above the default of 250 concurrent h2 streams.
+    p = start(port, "--no-cgroups", "--test-services", "--h2-max-concurrent-streams", str(n))
     wait_healthy(port)
     ok, worst, polls, secs, lag = health_during_starts(port, p.pid, n)
     print(f"/health while {n} Starts arrive on one h2c connection: max {worst:.1f} ms over {polls} polls "
