@@ -15,7 +15,7 @@ set +e
   -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" >"$work/log" 2>&1
 rc=$?
 set -e
-grep -E '^(#[0-9]+ +(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$work/log" || true
+grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb))' "$work/log" || true
 if [ $rc -ne 0 ]; then
   tail -60 "$work/log"
   for f in "$work"/artifacts/*; do
