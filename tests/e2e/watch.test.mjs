@@ -474,6 +474,9 @@ describe("leaks", () => {
   it("2,000 watch/unwatch cycles leave the fd and inotify watch counts where they started", { timeout: 60000 }, async () => {
     const d = freshDir();
     fsn.mkdirSync(path.join(d, "s1", "s2"), { recursive: true });
+    // The daemon-wide inotify fd opens with the first watch and stays: open it before counting,
+    // so the test does not depend on an earlier test having watched something.
+    await fs.removeWatcher({ watcherId: (await fs.createWatcher({ path: d })).watcherId });
     const before = fdCounts(envd.pid);
     for (let i = 0; i < 1800; i++) {
       const { watcherId } = await fs.createWatcher({ path: d, recursive: i % 2 === 0 });
