@@ -56,6 +56,22 @@ std::string abs_path(const std::string& root, const std::string& rel) {
   return root == "/" ? "/" + rel : root + "/" + rel;
 }
 
+}  // namespace
+
+bool is_network_filesystem(unsigned long f_type) {
+  switch (f_type) {
+    case 0x6969:      // NFS
+    case 0xFF534D42:  // CIFS
+    case 0x517B:      // SMB
+    case 0xFE534D42:  // SMB2
+    case 0x65735546:  // FUSE
+      return true;
+    default: return false;
+  }
+}
+
+namespace {
+
 // §5.7 validation, on the pool: stat, directory, network filesystem.
 rpc::Status validate_dir(const std::string& path, bool allow_network) {
   struct stat st {};
@@ -74,15 +90,8 @@ rpc::Status validate_dir(const std::string& path, bool allow_network) {
       return rpc::error(Code::internal, "error checking if path " + path +
                                             " is on a network filesystem: " + path_error("statfs", path, err));
     }
-    switch (static_cast<unsigned long>(sf.f_type)) {
-      case 0x6969:      // NFS
-      case 0xFF534D42:  // CIFS
-      case 0x517B:      // SMB
-      case 0xFE534D42:  // SMB2
-      case 0x65735546:  // FUSE
-        return rpc::error(Code::invalid_argument, "cannot watch path on network filesystem: " + path);
-      default: break;
-    }
+    if (is_network_filesystem(static_cast<unsigned long>(sf.f_type)))
+      return rpc::error(Code::invalid_argument, "cannot watch path on network filesystem: " + path);
   }
   return {};
 }

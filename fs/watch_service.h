@@ -20,6 +20,10 @@ struct WatchConfig {
   std::chrono::milliseconds poll_idle_timeout{24ll * 3600 * 1000};  // CLOCK_MONOTONIC
 };
 
+// statfs f_type magics refused without allow_network_mounts (contract §5.7): NFS, CIFS, SMB, SMB2
+// and FUSE.
+bool is_network_filesystem(unsigned long f_type);
+
 // Replaces the `unimplemented` watch methods that register_service() left.
 void register_watch_service(rpc::Registry& registry, SandboxState& state, const boost::asio::any_io_executor& ex,
                             const WatchConfig& config);

@@ -2,7 +2,8 @@
 // order, recursive pick-up of new directories (mkdir -p faster than a watch lands), include_entry,
 // keepalives, client cancel, validation errors, a 20,000-file burst delivered completely, a stalled
 // client ending with data_loss while another watcher keeps working, the watch budget, polling
-// watchers (CreateWatcher / GetWatcherEvents / RemoveWatcher, eviction) and a leak test.
+// watchers (CreateWatcher / GetWatcherEvents / RemoveWatcher, eviction when idle and under pressure)
+// and a leak test.
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -366,10 +367,116 @@ describe("polling watchers", () => {
   });
 });
 
+describe("eviction under pressure", () => {
+  // Small limits: 4 polling watchers, 10 inotify watches (pressure from 9, the 90 % check).
+  let pe, pfs;
+  before(async () => {
+    pe = await startEnvd({
+      testServices: false,
+      extraArgs: ["-no-cgroups", "--max-watchers", "4", "--max-inotify-watches", "10", "--watcher-idle-timeout-ms", "10000"],
+    });
+    pfs = fsClient(pe);
+  });
+  after(async () => { await pe?.stop(); });
+
+  const create = async (dir, req = {}) => (await pfs.createWatcher({ path: dir, ...req })).watcherId;
+  const poll = (id) => pfs.getWatcherEvents({ watcherId: id });
+  async function assertEvicted(id) {
+    const e = await errOf(poll(id));
+    assert.equal(e.code, Code.FailedPrecondition, `${id}: ${e.rawMessage}`);
+    assert.match(e.rawMessage, new RegExp(`^watcher ${id} was evicted after \\d+ s without GetWatcherEvents$`));
+  }
+  async function assertStreamAlive(w, dir, name) { // name relative to the watched dir
+    fsn.writeFileSync(path.join(dir, name), "");
+    await waitFor(() => w.names().includes(`CREATE ${name}`) || w.ended, { what: `CREATE ${name} on the stream` });
+    assert.equal(w.ended, false, String(w.error));
+  }
+  const watchesNow = () => fdCounts(pe.pid).watches;
+
+  it("--max-watchers: the least recently polled polling watcher goes first; a WatchDir stream never", async () => {
+    const base = watchesNow();
+    const sd = freshDir();
+    const s = await startedWatch(pfs, { path: sd });
+    const [a, b, c, d] = [await create(freshDir()), await create(freshDir()), await create(freshDir()), await create(freshDir())];
+    // At the limit but not past it: nobody was evicted. Polled in this order, A is the least recent.
+    for (const id of [a, c, d, b]) await poll(id);
+    assert.equal(watchesNow(), base + 5);
+    const e = await create(freshDir());
+    await assertEvicted(a);
+    for (const id of [b, c, d, e]) await poll(id); // order now: B, C, D, E
+    await waitFor(() => watchesNow() === base + 5, { what: "the evicted watcher's inotify watch released" });
+    // Keep creating: each new one evicts the least recently polled, in order; the stream stays.
+    const f = await create(freshDir());
+    await assertEvicted(b);
+    const g = await create(freshDir());
+    await assertEvicted(c);
+    for (const id of [d, e, f, g]) await poll(id);
+    await assertStreamAlive(s, sd, "after-evictions");
+    for (const id of [d, e, f, g]) await pfs.removeWatcher({ watcherId: id });
+    await s.stop();
+    await waitFor(() => watchesNow() === base, { what: `inotify watches back to ${base}` });
+  });
+
+  it("--max-inotify-watches: at 90 % of the budget the least recently polled goes first; streams are not evicted", async () => {
+    const base = watchesNow();
+    assert.equal(base, 0, "the previous test released everything");
+    // A recursive stream holding 6 watches, then polling watchers of one watch each.
+    const sd = freshDir();
+    for (let i = 0; i < 5; i++) fsn.mkdirSync(path.join(sd, `s${i}`));
+    const s = await startedWatch(pfs, { path: sd, recursive: true });
+    assert.equal(watchesNow(), 6);
+    const a = await create(freshDir());
+    const b = await create(freshDir());
+    const c = await create(freshDir()); // created at 8 of 10: below 90 %, nothing evicted
+    assert.equal(watchesNow(), 9);
+    for (const id of [a, c, b]) await poll(id); // A is the least recently polled
+    const d = await create(freshDir()); // created at 9 of 10: A makes room
+    await assertEvicted(a);
+    await poll(b);
+    await poll(c);
+    await poll(d);
+    assert.equal(watchesNow(), 9);
+    await assertStreamAlive(s, sd, "s3/in-subdir");
+    // Only 3 polling watchers live (below --max-watchers 4): the budget alone evicts B next.
+    const e = await create(freshDir());
+    await assertEvicted(b);
+    for (const id of [c, d, e]) await poll(id);
+    await assertStreamAlive(s, sd, "still-streaming");
+    // With every polling watcher gone, a stream that needs more than the budget is refused, not
+    // served by evicting another stream.
+    for (const id of [c, d, e]) await pfs.removeWatcher({ watcherId: id });
+    await waitFor(() => watchesNow() === 6, { what: "the polling watchers' watches released" });
+    const big = freshDir();
+    for (let i = 0; i < 5; i++) fsn.mkdirSync(path.join(big, `s${i}`));
+    const refused = watch(pfs, { path: big, recursive: true });
+    await refused.done;
+    assert.equal(refused.error?.code, Code.Internal, String(refused.error));
+    assert.match(refused.error.rawMessage, /inotify watch budget of 10 watches is used up/);
+    await assertStreamAlive(s, sd, "after-refusal");
+    await s.stop();
+    await waitFor(() => watchesNow() === 0, { what: "inotify watches back to 0" });
+  });
+
+  it("no pressure, idle timeout not reached: an idle polling watcher is kept across idle sweeps", async () => {
+    // --watcher-idle-timeout-ms 10000 sweeps every 2.5 s; waiting 3 s lets at least one sweep run
+    // while the watcher is idle, far (7 s) from its timeout. One watcher, one watch: no pressure.
+    const d = freshDir();
+    const id = await create(d);
+    fsn.writeFileSync(path.join(d, "kept"), "");
+    await delay(3000);
+    const r = await poll(id);
+    assert.deepEqual(r.events.map((e) => `${ETN[e.type]} ${e.name}`).filter((n) => n.startsWith("CREATE")), ["CREATE kept"]);
+    await pfs.removeWatcher({ watcherId: id });
+  });
+});
+
 describe("leaks", () => {
   it("2,000 watch/unwatch cycles leave the fd and inotify watch counts where they started", { timeout: 60000 }, async () => {
     const d = freshDir();
     fsn.mkdirSync(path.join(d, "s1", "s2"), { recursive: true });
+    // The daemon-wide inotify fd opens with the first watch and stays: open it before counting,
+    // so the test does not depend on an earlier test having watched something.
+    await fs.removeWatcher({ watcherId: (await fs.createWatcher({ path: d })).watcherId });
     const before = fdCounts(envd.pid);
     for (let i = 0; i < 1800; i++) {
       const { watcherId } = await fs.createWatcher({ path: d, recursive: i % 2 === 0 });
