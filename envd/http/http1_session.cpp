@@ -267,6 +267,8 @@ class Http1Exchange final : public Exchange {
     };
     for (const auto& [n, v] : head.headers) add(n, v);
     for (const auto& [n, v] : extra_headers_) add(n, v);
+    // Written: not kept for the rest of a response that may stream for hours.
+    Headers().swap(extra_headers_);
     bool no_body =
         head.status == 204 || head.status == 304 || (head.status >= 100 && head.status < 200) || head_.method == "HEAD";
     if (head.content_length) {
