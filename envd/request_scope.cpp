@@ -1,5 +1,6 @@
 #include "envd/request_scope.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 namespace envd {
@@ -16,7 +17,8 @@ std::uint64_t RequestScope::on_cancel(std::function<void()> fn) {
 }
 
 void RequestScope::forget(std::uint64_t id) {
-  std::erase_if(callbacks_, [id](const auto& c) { return c.first == id; });
+  callbacks_.erase(std::remove_if(callbacks_.begin(), callbacks_.end(), [id](const auto& c) { return c.first == id; }),
+                   callbacks_.end());
 }
 
 void RequestScope::cancel(CancelReason why) {

@@ -9,11 +9,11 @@
 // run_to_completion: nothing cancels them.
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <utility>
-#include <vector>
 
 #include "envd/blocking.h"
 
@@ -48,7 +48,8 @@ class RequestScope : public std::enable_shared_from_this<RequestScope> {
 
   boost::asio::any_io_executor ex_;
   std::shared_ptr<std::atomic<bool>> flag_;
-  std::vector<std::pair<std::uint64_t, std::function<void()>>> callbacks_;
+  // Most requests register one callback (the RPC layer's, the REST router's): kept inline.
+  boost::container::small_vector<std::pair<std::uint64_t, std::function<void()>>, 1> callbacks_;
   std::uint64_t next_id_ = 0;
   CancelReason reason_ = CancelReason::none;
   bool run_to_completion_ = false;

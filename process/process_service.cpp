@@ -125,13 +125,19 @@ class ProcessService {
     return nullptr;
   }
 
+  // One spawn per loop pass: a burst of Starts never holds the loop for more than one fork. Its own
+  // coroutine, so that the gate's pass (and the wait for it) do not sit in start()'s frame, which
+  // lives as long as the stream.
+  asio::awaitable<std::shared_ptr<Process>> gated_spawn(rpc::CallContext& ctx, const pb::StartRequest& req,
+                                                        rpc::Status& status) {
+    SpawnGate::Pass pass = co_await gate_.enter(ctx.executor());
+    co_return spawn(ctx, req, status);  // the pass hands the gate on as it goes out of scope
+  }
+
   asio::awaitable<rpc::Status> start(rpc::CallContext& ctx, const pb::StartRequest& req,
                                      rpc::Writer<pb::StartResponse>& out) {
     rpc::Status status;
-    // One spawn per loop pass: a burst of Starts never holds the loop for more than one fork.
-    SpawnGate::Pass pass = co_await gate_.enter(ctx.executor());
-    auto p = spawn(ctx, req, status);
-    pass.release();
+    auto p = co_await gated_spawn(ctx, req, status);
     if (!p) co_return status;
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());

@@ -204,9 +204,16 @@ class Http1Exchange final : public Exchange {
       if (ec) co_return mark_closed(), BodyRead::error;
     }
     if (max_bytes == 0) max_bytes = 1;
+    // A Content-Length body never yields more than what is left of it: a small body (a Start's)
+    // does not size `out` for max_bytes.
+    const auto remaining = parser_.content_length_remaining();
+    if (remaining && *remaining < max_bytes) max_bytes = std::max<std::size_t>(*remaining, 1);
     // Beast reads the socket into buf_ in pieces of its free capacity (512 bytes after a small
-    // head): give a large body room for 64 KiB reads, and take it back once the body is read.
-    if (max_bytes >= 4096 && buf_.capacity() < kBodyReadBytes) buf_.reserve(kBodyReadBytes);
+    // head): give a large body room for 64 KiB reads, and take it back once the body is read. A
+    // body whose rest is small (or already buffered) never gets it.
+    if (max_bytes >= 4096 && (!remaining || *remaining >= buf_.size() + 4096) && buf_.capacity() < kBodyReadBytes) {
+      buf_.reserve(kBodyReadBytes);
+    }
     std::size_t old = out.size();
     out.resize(old + max_bytes);
     std::size_t got = 0;
@@ -260,6 +267,8 @@ class Http1Exchange final : public Exchange {
     };
     for (const auto& [n, v] : head.headers) add(n, v);
     for (const auto& [n, v] : extra_headers_) add(n, v);
+    // Written: not kept for the rest of a response that may stream for hours.
+    Headers().swap(extra_headers_);
     bool no_body =
         head.status == 204 || head.status == 304 || (head.status >= 100 && head.status < 200) || head_.method == "HEAD";
     if (head.content_length) {

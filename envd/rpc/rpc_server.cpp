@@ -485,8 +485,15 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
     // handler against waiting coroutines: ~6 kB of frames per open stream).
     auto scope = ex.scope_ptr();
     call.cancel_token = scope->token();
-    auto signal = std::make_shared<asio::cancellation_signal>();
-    auto cancel_id = scope->on_cancel([signal] { signal->emit(asio::cancellation_type::terminal); });
+    // The signal lives in this frame (no allocation per call); its callback, a single pointer, is
+    // stored inline by std::function and forgotten before the signal goes away, however this
+    // block is left.
+    asio::cancellation_signal signal;
+    struct Forget {
+      RequestScope& scope;
+      std::uint64_t id;
+      ~Forget() { scope.forget(id); }
+    } forget{*scope, scope->on_cancel([sig = &signal] { sig->emit(asio::cancellation_type::terminal); })};
     active_.insert(scope);
     asio::steady_timer timer(ex.executor());
     if (call.deadline) {
@@ -496,14 +503,13 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
       });
     }
     std::exception_ptr failure;
-    auto token = asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable);
+    auto token = asio::bind_cancellation_slot(signal.slot(), asio::use_awaitable);
     try {
       st = co_await asio::co_spawn(ex.executor(), run_handler(*m, call), token);
     } catch (...) {
       failure = std::current_exception();
     }
     const CancelReason reason = scope->reason();
-    scope->forget(cancel_id);
     timer.cancel();
     active_.erase(scope);
     switch (reason) {
