@@ -29,15 +29,6 @@ test('debug mode: create() needs no API and isRunning() is true against live env
   assert.equal(await again.isRunning(), true);
 });
 
-test('an RPC that reaches envd gets an honest unimplemented (Filesystem.WatchDir)', { skip: REF ? 'the reference implements every RPC' : false }, async () => {
-  // Swap for another unimplemented call once watchers exist.
-  const sbx = await Sandbox.create();
-  const err = await rejection(() => sbx.files.watchDir('/tmp', () => {}, { requestTimeoutMs: 10_000, timeoutMs: 10_000 }));
-  assert.ok(err instanceof SandboxError, `expected SandboxError, got ${err}`);
-  assert.ok(!(err instanceof AuthenticationError));
-  assert.match(err.message, /unimplemented/);
-});
-
 test('user header: `user` passes authentication, an unknown user is unauthenticated', async () => {
   const sbx = await Sandbox.create();
   // No user → no Authorization header (version ≥ 0.4.0): envd's default user.

@@ -24,16 +24,6 @@ def test_create_needs_no_api_and_is_running(debug_envd):
     assert Sandbox.connect("whatever-id").is_running() is True
 
 
-@pytest.mark.skipif(bool(REF), reason="the reference implements every RPC")
-def test_unimplemented_rpc_is_honest(debug_envd):
-    # Swap for another unimplemented call once watchers exist (CreateWatcher).
-    sbx = Sandbox.create()
-    with pytest.raises(SandboxException) as ei:
-        sbx.files.watch_dir("/tmp", request_timeout=10)
-    assert not isinstance(ei.value, AuthenticationException)
-    assert "unimplemented" in str(ei.value).lower()  # "Code.UNIMPLEMENTED: ..."
-
-
 def test_user_header(debug_envd):
     sbx = Sandbox.create()
     # No user -> no Authorization header (version >= 0.4.0): envd's default user.
