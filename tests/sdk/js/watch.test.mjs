@@ -67,6 +67,8 @@ test('watchDir: includeEntry attaches EntryInfo to create/write, not to remove',
   const events = [];
   const h = await sbx.files.watchDir(d, (e) => events.push(e), { includeEntry: true });
   fsn.writeFileSync(path.join(d, 'e.txt'), 'hello');
+  // The entry is a stat at send time (contract §5.7): remove the file only once the create is in.
+  await waitFor(() => events.some((e) => e.type === FilesystemEventType.CREATE), { what: 'create' });
   fsn.unlinkSync(path.join(d, 'e.txt'));
   await waitFor(() => events.some((e) => e.type === FilesystemEventType.REMOVE), { what: 'remove' });
   const create = events.find((e) => e.type === FilesystemEventType.CREATE);
