@@ -31,7 +31,8 @@ TEST_CASE("http_date_now is a current IMF-fixdate") {
   auto now = parse_http_date(envd::http_date_now());
   REQUIRE(now);
   auto t = static_cast<std::int64_t>(std::time(nullptr));
-  CHECK(*now <= t);
+  // time() reads the coarse clock, which may still show the previous second at a boundary.
+  CHECK(*now <= t + 1);
   CHECK(*now >= t - 2);
 }
 
