@@ -15,6 +15,7 @@
 
 #include "envd/os_error.h"
 #include "envd/paths.h"
+#include "envd/rest/query.h"
 #include "filesystem.pb.h"
 
 namespace envd::fs {
@@ -35,58 +36,6 @@ int sys_stat(const std::string& p, struct stat& st) {
 int sys_lstat(const std::string& p, struct stat& st) {
   if (has_nul(p)) return EINVAL;
   return ::lstat(p.c_str(), &st) == 0 ? 0 : errno;
-}
-
-// Go's %q (strconv.Quote) for the texts envd formats with it: `"` and `\` escaped, control
-// characters as \n, \t, \xNN or \u00NN, bytes that are not UTF-8 as \xNN, other characters kept.
-std::string go_quote(std::string_view in) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (std::size_t i = 0; i < in.size();) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    if (c >= 0x80) {
-      std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-      if (n > 1 && i + n <= in.size() && valid_utf8(in.substr(i, n))) {
-        if (n == 2 && c == 0xC2 && static_cast<unsigned char>(in[i + 1]) < 0xA0) {  // C1 controls
-          const auto cp = static_cast<unsigned char>(in[i + 1]);
-          out += "\\u00";
-          out += kHex[cp >> 4];
-          out += kHex[cp & 15];
-        } else {
-          out.append(in.substr(i, n));
-        }
-        i += n;
-        continue;
-      }
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-      ++i;
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\a': out += "\\a"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\v': out += "\\v"; break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
-  return out;
 }
 
 std::string link_error(std::string_view op, std::string_view from, std::string_view to, int err) {
@@ -578,7 +527,7 @@ rpc::Status list_dir(const std::string& path, std::uint32_t depth, IdNames& name
   if (!root.ok()) {
     if (root.err == ENOENT) return rpc::error(Code::not_found, "path not found: " + root.error);
     if (root.too_many_links)
-      return rpc::error(Code::failed_precondition, "cyclic symlink or chain >255 links at " + go_quote(path));
+      return rpc::error(Code::failed_precondition, "cyclic symlink or chain >255 links at " + rest::go_quote(path));
     return rpc::error(Code::internal, "error resolving symlink: " + root.error);
   }
   struct stat st {};

@@ -39,6 +39,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   asio::any_io_executor executor() const override;
   asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override;
   asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes) override;
+  void return_credit(std::size_t n);
   asio::awaitable<bool> write_head(ResponseHead head) override;
   asio::awaitable<bool> write_body(std::string data) override;
   asio::awaitable<void> finish(Headers trailers) override;
@@ -152,19 +153,23 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
 
 asio::any_io_executor H2Stream::executor() const { return session_->executor(); }
 
+// Gives `n` bytes the handler took back to the peer's send window, only now: upload back-pressure.
+void H2Stream::return_credit(std::size_t n) {
+  std::size_t credit = std::min(n, in_unconsumed_);
+  in_unconsumed_ -= credit;
+  if (!session_->dead() && !closed_ && credit > 0) {
+    nghttp2_session_consume(session_->raw(), id_, credit);
+    session_->signal_write();
+  }
+}
+
 asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_bytes) {
   for (;;) {
     if (!in_.empty()) {
       std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
       out.append(in_, 0, n);
       in_.erase(0, n);
-      // Give the bytes back to the peer's send window only now: upload back-pressure.
-      std::size_t credit = std::min(n, in_unconsumed_);
-      in_unconsumed_ -= credit;
-      if (!session_->dead() && !closed_ && credit > 0) {
-        nghttp2_session_consume(session_->raw(), id_, credit);
-        session_->signal_write();
-      }
+      return_credit(n);
       co_return BodyRead::data;
     }
     if (in_end_) co_return BodyRead::end;
@@ -188,12 +193,7 @@ asio::awaitable<BodyRead> H2Stream::read_body_some(std::string_view& piece, std:
         in_view_.resize(n);
       }
       piece = in_view_;
-      std::size_t credit = std::min(n, in_unconsumed_);
-      in_unconsumed_ -= credit;
-      if (!session_->dead() && !closed_ && credit > 0) {
-        nghttp2_session_consume(session_->raw(), id_, credit);
-        session_->signal_write();
-      }
+      return_credit(n);
       co_return BodyRead::data;
     }
     if (in_end_) co_return BodyRead::end;
