@@ -12,7 +12,7 @@
 #include <set>
 
 #include "envd/blocking.h"
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/http_date.h"
 #include "envd/json_util.h"
 #include "envd/log.h"

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "envd/blocking.h"
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/os_error.h"
 #include "envd/paths.h"
 #include "envd/rpc/keepalive.h"
