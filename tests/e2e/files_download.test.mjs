@@ -339,7 +339,9 @@ describe("GET /files", () => {
     assert.equal(rep.body.toString(), "Invalid format for parameter path: multiple values for single value parameter 'path'\n");
     assert.equal(rep.headers["content-type"], "text/plain; charset=utf-8");
     // HEAD is not routed (chi: 405).
-    assert.equal((await h1Request(envd.port, { method: "HEAD", path: q({ path: file("nums.txt") }) })).status, 405);
+    const head = await h1Request(envd.port, { method: "HEAD", path: q({ path: file("nums.txt") }) });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.allow, "GET, POST");
   });
 
   // How many of envd's fds point at `name` (the file a download holds open).
