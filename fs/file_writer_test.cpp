@@ -88,6 +88,13 @@ TEST_CASE("metadata: validation messages as envd words them") {
   // exactly at the bound: 9 + 1 + 4086 = 4096
   CHECK_FALSE(validate_metadata({{"k", std::string(4086, 'v')}}));
   CHECK(*validate_metadata({{"", "v"}}) == "metadata key must not be empty");
+  // Keys are quoted as Go's %q does: printable Unicode kept, \t named, invalid UTF-8 as \x.
+  CHECK(*validate_metadata({{"cl\xc3\xa9", "v"}}) ==
+        "metadata key \"cl\xc3\xa9\" contains non-printable-ASCII byte 0xc3 at offset 2");
+  CHECK(*validate_metadata({{"a\tb", "v"}}) ==
+        "metadata key \"a\\tb\" contains non-printable-ASCII byte 0x09 at offset 1");
+  CHECK(*validate_metadata({{"\xff", "v"}}) ==
+        "metadata key \"\\xff\" contains non-printable-ASCII byte 0xff at offset 0");
 }
 
 TEST_CASE("writer in place: new file owned by the user, umask mode, metadata replaced on overwrite") {
