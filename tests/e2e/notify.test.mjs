@@ -36,12 +36,14 @@ async function listen(name) {
   return h;
 }
 
-/** Starts envd with `env` added to its environment (the helper spawns with process.env). */
+/** Starts envd with `env` added to its environment (startEnvd spawns with process.env); an
+ * undefined value removes the variable. */
 async function startWith(env, opts = {}) {
   const saved = {};
   for (const [k, v] of Object.entries(env)) {
     saved[k] = process.env[k];
-    process.env[k] = v;
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
   }
   try {
     return await startEnvd({ testServices: false, extraArgs: ["--log-level", "debug", "-no-cgroups"], ...opts });
@@ -138,7 +140,7 @@ describe("NOTIFY_SOCKET as an abstract name", () => {
 
 describe("without NOTIFY_SOCKET", () => {
   it("envd starts, serves and stops as before, and logs nothing about notifications", async () => {
-    const envd = await startWith({});
+    const envd = await startWith({ NOTIFY_SOCKET: undefined, WATCHDOG_USEC: undefined, WATCHDOG_PID: undefined });
     try {
       assert.equal((await fetch(envd.url("/health"))).status, 204);
     } finally {
