@@ -11,6 +11,7 @@ and mount namespaces, so its first program is PID 1), checks that a reaper is PI
 under it, that /health answers, that an orphan left by a process envd started gets reaped, and
 that SIGTERM ends it all with exit code 0.
 
+Without a cached base it is skipped (exit 77) unless ENVD_LONG=1: making the base takes minutes.
 The chroots are cached outside the checkout (ENVD_IMAGE_CACHE, default
 /var/cache/envd-image-check): the debootstrap base keyed by suite and mirror, the replayed stage
 keyed by the stage's text (so a changed Dockerfile is replayed; an unchanged one only gets the
@@ -38,6 +39,7 @@ CACHE = os.environ.get("ENVD_IMAGE_CACHE", "/var/cache/envd-image-check")
 MIRROR = os.environ.get("ENVD_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SKIP = 77  # ctest SKIP_RETURN_CODE
 KEEP = ("RUN", "COPY", "ENV", "WORKDIR", "EXPOSE", "ENTRYPOINT", "CMD", "LABEL", "USER", "ARG")
 
 failures = []
@@ -171,6 +173,13 @@ def base_tree():
     tree = os.path.join(CACHE, f"base-{SUITE}-{key}")
     if os.path.exists(os.path.join(tree, ".complete")):
         return tree
+    if os.environ.get("ENVD_LONG") != "1":
+        # Making the base costs 1.5-3 min (debootstrap; more on a loaded machine), 2.5-4.7 min with
+        # the stage's apt steps: the issue's ~4 minute bound. Only ENVD_LONG=1 pays it; once the
+        # base is cached every run checks the image (a changed stage is replayed in 1-1.5 min).
+        print(f"SKIPPED: no cached debootstrap base in {CACHE}; making one takes minutes, so only "
+              "with ENVD_LONG=1 (e.g. ENVD_LONG=1 ctest -R ops.image once on this machine)", flush=True)
+        sys.exit(SKIP)
     if not shutil.which("debootstrap"):
         raise RuntimeError("debootstrap is missing (scripts/setup.sh installs it)")
     tmp = tree + ".tmp"
