@@ -98,7 +98,16 @@ std::string usage() {
          "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
          "                            (default 86400000)\n"
          // --- end directory watching ---
-         "  -help                   show this help\n";
+         "  -help                   show this help\n"
+         // --- service manager (ops-init) ---
+         "\n"
+         "Environment (set by systemd for a Type=notify service; envd/notify.h):\n"
+         "  NOTIFY_SOCKET           datagram socket (a path, or @name for an abstract one): envd sends\n"
+         "                          READY=1 once listening and STOPPING=1 when a shutdown begins\n"
+         "  WATCHDOG_USEC           with NOTIFY_SOCKET: WATCHDOG=1 every half of this many microseconds\n"
+         "                          from the event loop (not if WATCHDOG_PID names another process)\n"
+         "  Processes envd starts never see these variables (their environment is built anew).\n";
+  // --- end service manager ---
 }
 
 std::optional<std::string> parse_flags(const std::vector<std::string>& args, Flags& out) {

@@ -2,10 +2,12 @@
 // and h2c on one port from a single event loop.
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -27,6 +29,7 @@
 #include "envd/http/server.h"
 #include "envd/log.h"
 #include "envd/metrics.h"
+#include "envd/notify.h"
 #include "envd/open_files.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
@@ -93,6 +96,18 @@ void raise_open_files_limit() {
     ::getrlimit(RLIMIT_NOFILE, &now);
     envd::log::debug("envd", "open files limit raised from " + std::to_string(envd::open_files::original.rlim_cur) +
                                  " to " + std::to_string(now.rlim_cur));
+  }
+}
+
+// WATCHDOG=1 every `interval` from the event loop: a loop that stops turning stops the pings, and
+// the service manager restarts envd (systemd WatchdogSec=).
+asio::awaitable<void> watchdog_pings(asio::io_context& io, const envd::notify::Notifier& notifier,
+                                     std::chrono::microseconds interval) {
+  asio::steady_timer t(io);
+  for (;;) {
+    notifier.send("WATCHDOG=1");  // EAGAIN (a full queue) loses one ping; the next one follows
+    t.expires_after(interval);
+    co_await t.async_wait(asio::use_awaitable);
   }
 }
 
@@ -207,6 +222,10 @@ int main(int argc, char** argv) {
   envd::log::info("envd", "listening on 0.0.0.0:" + std::to_string(acceptor.local_endpoint().port()) + " (envd " +
                               envd::kVersion + ")");
 
+  std::string notify_error;
+  envd::notify::Notifier notifier = envd::notify::Notifier::open(std::getenv("NOTIFY_SOCKET"), notify_error);
+  if (!notify_error.empty()) envd::log::warn("envd", notify_error);
+
   // Shutdown ladder (DESIGN §5): stop accepting, end open RPC streams with `unavailable`, wait a
   // bounded time for requests in flight, exit 0. Child processes are left running.
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -221,6 +240,7 @@ int main(int argc, char** argv) {
     }
     stopping = true;
     envd::log::info("envd", "received signal " + std::to_string(sig) + ", shutting down");
+    notifier.send("STOPPING=1");
     boost::system::error_code ignored;
     acceptor.close(ignored);
     metrics.stop();
@@ -233,6 +253,21 @@ int main(int argc, char** argv) {
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
+  // Service manager notifications (envd/notify.h): READY=1 once the loop runs with the accept loop
+  // waiting on the listener, WATCHDOG=1 at half of $WATCHDOG_USEC.
+  asio::post(io, [&] {
+    if (int e = notifier.send("READY=1\nSTATUS=listening on port " + std::to_string(acceptor.local_endpoint().port()));
+        e != 0) {
+      envd::log::warn("envd", std::string("cannot notify the service manager (READY=1): ") + std::strerror(e));
+    }
+  });
+  if (notifier.enabled()) {
+    if (auto every =
+            envd::notify::watchdog_interval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid())) {
+      envd::log::debug("envd", "watchdog: WATCHDOG=1 every " + std::to_string(every->count()) + " us");
+      asio::co_spawn(io, watchdog_pings(io, notifier, *every), asio::detached);
+    }
+  }
   if (flags.test_services) envd::start_loop_lag_probe(io.get_executor());
   io.run();
   // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
