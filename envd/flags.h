@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace envd {
@@ -65,6 +66,15 @@ struct Flags {
   std::size_t max_watchers = 1000;  // polling watchers
   std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
   // --- end directory watching ---
+  // --- port forwarding (Operations, contract §7.5) ---
+  std::chrono::milliseconds forward_scan{1000};  // how often LISTEN sockets are listed
+  std::string forward_address = "169.254.0.21";  // where loopback-only services are exposed; empty: off
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> forward_ports;  // inclusive ranges; empty: all
+  std::size_t forward_max_connections_per_port = 1024;
+  std::size_t forward_max_connections = 4096;
+  std::size_t forward_fd_reserve = 256;  // fds below RLIMIT_NOFILE forwarding never takes
+  bool forward_thread = false;           // relay on a thread of its own instead of envd's loop
+  // --- end port forwarding ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -2,6 +2,7 @@
 // and h2c on one port from a single event loop.
 #include <malloc.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <csignal>
@@ -9,10 +10,14 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <memory>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -31,6 +36,7 @@
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
+#include "forward/forwarder.h"
 #include "fs/etag.h"
 #include "fs/files_service.h"
 #include "fs/files_upload.h"
@@ -207,6 +213,33 @@ int main(int argc, char** argv) {
   envd::log::info("envd", "listening on 0.0.0.0:" + std::to_string(acceptor.local_endpoint().port()) + " (envd " +
                               envd::kVersion + ")");
 
+  // Port forwarding (contract §7.5): loopback-only services exposed on --forward-address, relayed
+  // inside envd (no socat). On envd's loop, or with --forward-thread on a thread of its own.
+  envd::forward::ForwardConfig forward_config;
+  forward_config.scan_interval = flags.forward_scan;
+  forward_config.address = flags.forward_address;
+  forward_config.ports = flags.forward_ports;
+  forward_config.max_connections_per_forward = flags.forward_max_connections_per_port;
+  forward_config.max_connections = flags.forward_max_connections;
+  forward_config.fd_reserve = flags.forward_fd_reserve;
+  std::unique_ptr<asio::io_context> forward_io;
+  if (flags.forward_thread) forward_io = std::make_unique<asio::io_context>(1);
+  asio::any_io_executor forward_ex = forward_io ? forward_io->get_executor() : io.get_executor();
+  envd::forward::Forwarder forwarder(forward_ex, forward_config);
+  if (auto err = forwarder.validate(); !err.empty()) {
+    envd::log::error("envd", err);
+    return 2;
+  }
+  if (struct stat st{}; ::fstat(acceptor.native_handle(), &st) == 0) forwarder.add_own_inode(st.st_ino);
+  asio::post(forward_ex, [&forwarder] { forwarder.start(); });
+  std::thread forward_thread;
+  if (forward_io) {
+    forward_thread = std::thread([&forward_io] {
+      auto work = asio::make_work_guard(*forward_io);
+      forward_io->run();
+    });
+  }
+
   // Shutdown ladder (DESIGN §5): stop accepting, end open RPC streams with `unavailable`, wait a
   // bounded time for requests in flight, exit 0. Child processes are left running.
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -224,6 +257,7 @@ int main(int argc, char** argv) {
     boost::system::error_code ignored;
     acceptor.close(ignored);
     metrics.stop();
+    asio::post(forward_ex, [&forwarder] { forwarder.stop(); });
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
     router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
@@ -235,6 +269,10 @@ int main(int argc, char** argv) {
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
   if (flags.test_services) envd::start_loop_lag_probe(io.get_executor());
   io.run();
+  if (forward_io) {
+    forward_io->stop();
+    forward_thread.join();
+  }
   // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
   envd::default_blocking_pool().shutdown(std::chrono::seconds(1));
   envd::log::flush();
