@@ -1,0 +1,226 @@
+// Port forwarding (contract §7.5; Operations issue): services that listen only on loopback become
+// reachable on --forward-address, relayed inside envd. Here the external address is 127.0.0.2 (on
+// the loopback interface, so no network set-up is needed) and --forward-ports limits forwarding to
+// this file's own ports, so other loopback services of the machine are left alone. Scans every
+// 50 ms; every wait has a 10 s deadline.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync, truncateSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import net from "node:net";
+import http from "node:http";
+import { createHash } from "node:crypto";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { startEnvd, service, waitFor, withTimeout } from "./lib/envd.mjs";
+
+const EXTERNAL = "127.0.0.2";
+const DEADLINE = { timeoutMs: 10_000, intervalMs: 25 };
+const LONG = process.env.ENVD_LONG === "1";
+const BULK_BYTES = LONG ? 4 * 2 ** 30 : 128 << 20;
+
+/** Ports free on 127.0.0.1 and 127.0.0.2 right now (the OS picks them). */
+async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.createServer();
+    await new Promise((r) => s.listen(0, "127.0.0.1", r));
+    servers.push(s);
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+/** Resolves "open" when host:port accepts a connection, "refused" when it refuses. */
+function probe(host, port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once("connect", () => { s.destroy(); resolve("open"); });
+    s.once("error", (e) => resolve(e.code === "ECONNREFUSED" ? "refused" : e.code));
+  });
+}
+
+/** GET http://host:port/path without keep-alive; resolves { status, bytes, sha256 }. */
+function get(host, port, p, { onData } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path: p, agent: false }, (res) => {
+      const h = createHash("sha256");
+      let bytes = 0;
+      res.on("data", (c) => { bytes += c.length; h.update(c); onData?.(bytes); });
+      res.on("end", () => resolve({ status: res.statusCode, bytes, sha256: h.digest("hex") }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+  });
+}
+
+let envd, Process, dir, ports;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), "envd-forward-"));
+  writeFileSync(path.join(dir, "hello.txt"), "hello through the forward\n");
+  // Sparse: the bytes are zeros, read from the page cache by python, relayed by envd.
+  writeFileSync(path.join(dir, "bulk.bin"), "");
+  truncateSync(path.join(dir, "bulk.bin"), BULK_BYTES);
+  ports = await freePorts(5);
+  envd = await startEnvd({
+    testServices: false,
+    extraArgs: ["-no-cgroups", "--forward-address", EXTERNAL, "--forward-scan-ms", "50",
+      "--forward-ports", ports.slice(0, 4).join(",")],  // ports[4]: a loopback service never forwarded
+  });
+  Process = createClient(service("process.Process"),
+    createConnectTransport({ baseUrl: envd.baseUrl, httpVersion: "2", useBinaryFormat: true }));
+});
+
+after(async () => {
+  const alive = envd?.alive();
+  await envd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+  assert.ok(alive !== false, `envd died during the tests:\n${envd?.tail()}`);
+});
+
+/** Starts a command through process.Process/Start; resolves { pid, ended } once it started. */
+async function startProcess(cmd, args, cwd) {
+  const ac = new AbortController();
+  const stream = Process.start({ process: { cmd, args, cwd } }, { signal: ac.signal });
+  const it = stream[Symbol.asyncIterator]();
+  let pid;
+  for (;;) {
+    const { value, done } = await withTimeout(it.next(), 10_000, "start event");
+    if (done) throw new Error("Start ended before its start event");
+    if (value.event?.event.case === "start") { pid = value.event.event.value.pid; break; }
+  }
+  const ended = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await it.next();
+        if (done) return null;
+        if (value.event?.event.case === "end") return value.event.event.value;
+      }
+    } catch (e) {
+      return e;
+    }
+  })();
+  return { pid, ended, abort: () => ac.abort() };
+}
+
+const kill = (pid) => Process.sendSignal({ process: { selector: { case: "pid", value: pid } }, signal: 9 });
+
+describe("forwarding", () => {
+  it("python -m http.server --bind 127.0.0.1 started through envd becomes reachable on the external address, and goes away after its exit", { timeout: 40_000 }, async () => {
+    const port = ports[0];
+    await Process.list({});  // the client's connection is open before the count
+    const before = envd.openFds();
+    assert.equal(await probe(EXTERNAL, port), "refused");
+    const py = await startProcess("python3", ["-m", "http.server", "--bind", "127.0.0.1", String(port)], dir);
+    let killed = false;
+    try {
+    // Listening on loopback first, then forwarded within a few scans.
+    await waitFor(async () => (await probe("127.0.0.1", port)) === "open", { ...DEADLINE, what: "python listening" });
+    const r = await waitFor(async () => {
+      const g = await get(EXTERNAL, port, "/hello.txt").catch(() => null);
+      return g?.status === 200 && g;
+    }, { ...DEADLINE, what: `GET http://${EXTERNAL}:${port}/hello.txt` });
+    assert.equal(r.bytes, "hello through the forward\n".length);
+    assert.match(envd.stderr(), new RegExp(`forwarding ${EXTERNAL.replaceAll(".", "\\.")}:${port} to 127\\.0\\.0\\.1:${port}`));
+
+    await kill(py.pid);
+    killed = true;
+    const end = await withTimeout(py.ended, 10_000, "python's end event");
+    assert.equal(end?.status, "signal: killed");
+    } finally {
+      if (!killed) await kill(py.pid).catch(() => {});
+    }
+    await waitFor(async () => (await probe(EXTERNAL, port)) === "refused", { ...DEADLINE, what: "the forward to close" });
+    assert.match(envd.stderr(), new RegExp(`service on port ${port} went away`));
+    // Every fd of the forward and its relays is closed.
+    await waitFor(() => envd.openFds() <= before, { ...DEADLINE, what: () => `envd's fds back to ${before}` });
+  });
+
+  it("process.List answers while a forwarded bulk transfer runs; the transfer arrives whole", { timeout: 120_000 }, async (t) => {
+    const port = ports[1];
+    const py = await startProcess("python3", ["-m", "http.server", "--bind", "127.0.0.1", String(port)], dir);
+    try {
+      await waitFor(async () => (await probe(EXTERNAL, port)) === "open", { ...DEADLINE, what: "the forward" });
+      const listOnce = async () => {
+        const t0 = process.hrtime.bigint();
+        const l = await Process.list({});
+        assert.ok(l.processes.some((p) => p.pid === py.pid), "python is listed");
+        return Number(process.hrtime.bigint() - t0) / 1e6;
+      };
+      const idle = [];
+      for (let i = 0; i < 20; i++) idle.push(await listOnce());
+      let finished = false;
+      const started = process.hrtime.bigint();
+      const transfer = get(EXTERNAL, port, "/bulk.bin").finally(() => { finished = true; });
+      const busy = [];
+      while (!finished) busy.push(await listOnce());
+      const r = await transfer;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      assert.equal(r.status, 200);
+      assert.equal(r.bytes, BULK_BYTES);
+      const expect = createHash("sha256").update(Buffer.alloc(BULK_BYTES > 1 << 30 ? 0 : BULK_BYTES)).digest("hex");
+      if (BULK_BYTES <= 1 << 30) assert.equal(r.sha256, expect);
+      assert.ok(busy.length > 0);
+      const pct = (a, q) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(2); };
+      t.diagnostic(`transfer ${(BULK_BYTES / 2 ** 20).toFixed(0)} MiB in ${seconds.toFixed(2)} s (${(BULK_BYTES / 2 ** 20 / seconds).toFixed(0)} MiB/s)`);
+      t.diagnostic(`process.List ms idle: p50 ${pct(idle, 0.5)} p99 ${pct(idle, 0.99)}; during the transfer (${busy.length} calls): p50 ${pct(busy, 0.5)} p99 ${pct(busy, 0.99)} max ${pct(busy, 1)}`);
+    } finally {
+      await kill(py.pid);
+      await py.ended;
+    }
+  });
+
+  it("--forward-ports leaves other ports alone; an IPv6 loopback service is forwarded with half-close", { timeout: 30_000 }, async () => {
+    // ports[4] listens first; when the later ports[2] is forwarded, a scan has seen both.
+    const other = net.createServer((s) => s.end());
+    await new Promise((r) => other.listen(ports[4], "127.0.0.1", r));
+    let v6 = true;
+    const echo = net.createServer((s) => {
+      const chunks = [];
+      s.on("data", (c) => chunks.push(c));
+      s.on("end", () => s.end(Buffer.concat([Buffer.from("got:"), ...chunks])));  // reply after the client's FIN
+    });
+    await new Promise((resolve) => {
+      echo.once("error", () => { v6 = false; resolve(); });
+      echo.listen(ports[2], "::1", resolve);
+    });
+    if (!v6) await new Promise((r) => echo.listen(ports[2], "127.0.0.1", r));
+    try {
+      await waitFor(async () => (await probe(EXTERNAL, ports[2])) === "open", { ...DEADLINE, what: "the forward" });
+      assert.equal(await probe(EXTERNAL, ports[4]), "refused");
+      const reply = await new Promise((resolve, reject) => {
+        const s = net.connect({ host: EXTERNAL, port: ports[2] });
+        const got = [];
+        s.on("data", (c) => got.push(c));
+        s.on("end", () => resolve(Buffer.concat(got).toString()));
+        s.on("error", reject);
+        s.end("ping");  // half-close: the server answers only after this FIN
+      });
+      assert.equal(reply, "got:ping");
+      if (v6) assert.match(envd.stderr(), new RegExp(`to \\[::1\\]:${ports[2]}`));
+    } finally {
+      await new Promise((r) => echo.close(r));
+      await new Promise((r) => other.close(r));
+    }
+    await waitFor(async () => (await probe(EXTERNAL, ports[2])) === "refused", { ...DEADLINE, what: "the forward to close" });
+  });
+
+  it("a service on 0.0.0.0 is not forwarded (it is reachable already)", { timeout: 30_000 }, async () => {
+    const any = net.createServer((s) => s.end("direct"));
+    await new Promise((r) => any.listen(ports[3], "0.0.0.0", r));
+    // A loopback-only marker on ports[2] that listens after it: once that is forwarded, the scan
+    // that forwarded it saw ports[3] too.
+    const marker = net.createServer((s) => s.end());
+    await new Promise((r) => marker.listen(ports[2], "127.0.0.1", r));
+    try {
+      await waitFor(async () => (await probe(EXTERNAL, ports[2])) === "open", { ...DEADLINE, what: "the marker's forward" });
+      assert.doesNotMatch(envd.stderr(), new RegExp(`forwarding [^ ]+:${ports[3]} `));
+    } finally {
+      await new Promise((r) => marker.close(r));
+      await new Promise((r) => any.close(r));
+    }
+  });
+});
