@@ -113,8 +113,8 @@ std::string usage() {
          "  --forward-max-connections N  forwarded connections in total (default 4096)\n"
          "  --forward-fd-reserve N    fds below the open-files limit that forwarding never takes, kept for\n"
          "                            envd's API (default 256)\n"
-         "  --forward-thread          relay forwarded connections on a thread of their own instead of\n"
-         "                            envd's event loop\n"
+         "  --forward-thread          scan and relay on a thread of its own (default true; =false: on envd's\n"
+         "                            event loop, where a bulk transfer delays the API)\n"
          // --- end port forwarding ---
          "  -help                   show this help\n";
 }

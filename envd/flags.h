@@ -73,7 +73,7 @@ struct Flags {
   std::size_t forward_max_connections_per_port = 1024;
   std::size_t forward_max_connections = 4096;
   std::size_t forward_fd_reserve = 256;  // fds below RLIMIT_NOFILE forwarding never takes
-  bool forward_thread = false;           // relay on a thread of its own instead of envd's loop
+  bool forward_thread = true;            // relays on a thread of their own (false: on envd's loop)
   // --- end port forwarding ---
 };
 

@@ -121,11 +121,12 @@ TEST_CASE("flags: port forwarding") {
   CHECK(f.forward_address == "169.254.0.21");
   CHECK(f.forward_scan.count() == 1000);
   CHECK(f.forward_ports.empty());
-  CHECK_FALSE(f.forward_thread);
-  REQUIRE_FALSE(envd::parse_flags({"--forward-address", "127.0.0.2", "--forward-scan-ms", "50", "--forward-ports",
-                                   "8000,9000-9010", "--forward-max-connections-per-port", "2",
-                                   "--forward-max-connections", "3", "--forward-fd-reserve", "0", "--forward-thread"},
-                                  f));
+  CHECK(f.forward_thread);
+  REQUIRE_FALSE(
+      envd::parse_flags({"--forward-address", "127.0.0.2", "--forward-scan-ms", "50", "--forward-ports",
+                         "8000,9000-9010", "--forward-max-connections-per-port", "2", "--forward-max-connections", "3",
+                         "--forward-fd-reserve", "0", "--forward-thread=false"},
+                        f));
   CHECK(f.forward_address == "127.0.0.2");
   CHECK(f.forward_scan.count() == 50);
   REQUIRE(f.forward_ports.size() == 2);
@@ -134,7 +135,7 @@ TEST_CASE("flags: port forwarding") {
   CHECK(f.forward_max_connections_per_port == 2);
   CHECK(f.forward_max_connections == 3);
   CHECK(f.forward_fd_reserve == 0);
-  CHECK(f.forward_thread);
+  CHECK_FALSE(f.forward_thread);
   REQUIRE_FALSE(envd::parse_flags({"--forward-address=", "--forward-ports="}, f));
   CHECK(f.forward_address.empty());  // off
   CHECK(f.forward_ports.empty());    // all

@@ -214,7 +214,10 @@ int main(int argc, char** argv) {
                               envd::kVersion + ")");
 
   // Port forwarding (contract §7.5): loopback-only services exposed on --forward-address, relayed
-  // inside envd (no socat). On envd's loop, or with --forward-thread on a thread of its own.
+  // inside envd (no socat). Scans and relays run on a thread of their own (DESIGN §5: the loop must
+  // never wait behind port relays): during a 1 GiB forwarded transfer, process.List on the loop kept
+  // its idle latency there, while with the relays on the loop its p99 grew to several ms
+  // (bench/forward_bench.py). --forward-thread=false puts them on the loop.
   envd::forward::ForwardConfig forward_config;
   forward_config.scan_interval = flags.forward_scan;
   forward_config.address = flags.forward_address;

@@ -95,8 +95,8 @@ int dump_family(int fd, std::uint8_t family, std::uint32_t seq, std::vector<List
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   if (::sendto(fd, &msg, sizeof msg, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return errno;
-  // 32 KiB holds ~200 listeners per read; the kernel fills each read as it is made.
-  alignas(nlmsghdr) static thread_local char buf[32 * 1024];
+  // 8 KiB holds ~80 listeners per read; the kernel fills each read as it is made.
+  alignas(nlmsghdr) char buf[8 * 1024];
   for (;;) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n < 0) {
