@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <functional>
@@ -192,6 +193,26 @@ TEST_CASE("Forwarder: a scanned loopback service gets a forward that relays, and
   ::close(s);
   ::close(c);
   REQUIRE(run_until(io, [&] { return fwd.connections() == 0; }));
+}
+
+TEST_CASE("Forwarder: a real scan shows the forward's own listener on the external address; the forward stays") {
+  asio::io_context io;
+  Service svc;
+  envd::forward::Forwarder fwd(io.get_executor(), test_config());
+  fwd.apply({svc.listener()});
+  REQUIRE(fwd.forwards().count(svc.port) == 1);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<Listener> scan;
+    REQUIRE(envd::forward::list_tcp_listeners(scan) == 0);
+    // The scan holds 127.0.0.2:<port>, which would count as "already served on the external
+    // address" if it were not recognised as the forward's own socket.
+    CHECK(std::count_if(scan.begin(), scan.end(),
+                        [&](const Listener& l) { return l.port == svc.port && l.address() == "127.0.0.2"; }) == 1);
+    scan.erase(std::remove_if(scan.begin(), scan.end(), [&](const Listener& l) { return l.port != svc.port; }),
+               scan.end());
+    fwd.apply(scan);
+    CHECK(fwd.forwards().count(svc.port) == 1);
+  }
 }
 
 TEST_CASE("Forwarder: envd's own listener is never forwarded") {
