@@ -246,8 +246,8 @@ TEST_CASE("Forwarder: a taken external port is retried at later scans; a missing
   fwd.apply({svc.listener()});
   CHECK(fwd.forwards().count(svc.port) == 1);
 
-  // 192.0.2.1 (TEST-NET-1) is on no interface: no forward, no crash, tried again each scan.
-  envd::forward::Forwarder missing(io.get_executor(), test_config("192.0.2.1"));
+  // 198.51.100.1 (TEST-NET-2) is on no interface: no forward, no crash, tried again each scan.
+  envd::forward::Forwarder missing(io.get_executor(), test_config("198.51.100.1"));
   missing.apply({svc.listener()});
   missing.apply({svc.listener()});
   CHECK(missing.forwards().empty());
