@@ -65,7 +65,7 @@ before(async () => {
   // Sparse: the bytes are zeros, read from the page cache by python, relayed by envd.
   writeFileSync(path.join(dir, "bulk.bin"), "");
   truncateSync(path.join(dir, "bulk.bin"), BULK_BYTES);
-  ports = await freePorts(6);
+  ports = await freePorts(7);
   envd = await startEnvd({
     testServices: false,
     extraArgs: ["-no-cgroups", "--forward-address", EXTERNAL, "--forward-scan-ms", "50",
@@ -250,6 +250,56 @@ describe("forwarding", () => {
       if (added) ip("addr", "del", `${addr}/32`, "dev", "lo");
       await new Promise((r) => svc.close(r));
       await late.stop();
+    }
+  });
+
+  it("--forward-max-connections-per-port holds new clients in the backlog; --forward-fd-reserve refuses them", { timeout: 30_000 }, async () => {
+    const port = ports[6];
+    const accepted = [];
+    const svc = net.createServer((s) => { accepted.push(s); s.on("error", () => {}); });
+    await new Promise((r) => svc.listen(port, "127.0.0.1", r));
+    const capped = await startEnvd({
+      testServices: false,
+      extraArgs: ["-no-cgroups", "--forward-address", EXTERNAL, "--forward-scan-ms", "50", "--forward-ports", String(port),
+        "--forward-max-connections-per-port", "1"],
+    });
+    const open = (p) => new Promise((resolve, reject) => {
+      const c = net.connect({ host: EXTERNAL, port: p });
+      c.once("connect", () => resolve(c));
+      c.once("error", reject);
+    });
+    try {
+      await waitFor(() => /forwarding 127\.0\.0\.2/.test(capped.stderr()), { ...DEADLINE, what: "the forward" });
+      const c1 = await open(port);
+      await waitFor(() => accepted.length === 1, { ...DEADLINE, what: "the first connection relayed" });
+      const c2 = await open(port);  // completes in the kernel's backlog of the forward
+      c2.on("error", () => {});
+      // Not relayed while c1 lives: the service still has one connection after c2 wrote.
+      c2.write("x");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(accepted.length, 1);
+      c1.destroy();
+      await waitFor(() => accepted.length === 2, { ...DEADLINE, what: "the second connection relayed after the first ended" });
+      c2.destroy();
+    } finally {
+      await capped.stop();
+    }
+    // A reserve larger than the fd limit: every forwarded connection is closed at once, none relayed.
+    const strict = await startEnvd({
+      testServices: false,
+      extraArgs: ["-no-cgroups", "--forward-address", EXTERNAL, "--forward-scan-ms", "50", "--forward-ports", String(port),
+        "--forward-fd-reserve", String(1 << 24)],
+    });
+    try {
+      await waitFor(() => /forwarding 127\.0\.0\.2/.test(strict.stderr()), { ...DEADLINE, what: "the forward" });
+      const c = await open(port);
+      await new Promise((resolve) => { c.on("close", resolve); c.on("error", () => {}); });
+      assert.equal(accepted.length, 2);
+      assert.match(strict.stderr(), /--forward-fd-reserve/);
+    } finally {
+      await strict.stop();
+      for (const s of accepted) s.destroy();
+      await new Promise((r) => svc.close(r));
     }
   });
 
