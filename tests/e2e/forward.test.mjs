@@ -253,7 +253,7 @@ describe("forwarding", () => {
     }
   });
 
-  it("--forward-max-connections-per-port holds new clients in the backlog; --forward-fd-reserve refuses them", { timeout: 30_000 }, async () => {
+  it("--forward-max-connections-per-port holds new clients in the backlog (relays on envd's loop); --forward-fd-reserve refuses them", { timeout: 30_000 }, async () => {
     const port = ports[6];
     const accepted = [];
     const svc = net.createServer((s) => { accepted.push(s); s.on("error", () => {}); });
@@ -261,7 +261,7 @@ describe("forwarding", () => {
     const capped = await startEnvd({
       testServices: false,
       extraArgs: ["-no-cgroups", "--forward-address", EXTERNAL, "--forward-scan-ms", "50", "--forward-ports", String(port),
-        "--forward-max-connections-per-port", "1"],
+        "--forward-max-connections-per-port", "1", "--forward-thread=false"],  // relays on the loop here
     });
     const open = (p) => new Promise((resolve, reject) => {
       const c = net.connect({ host: EXTERNAL, port: p });
