@@ -100,6 +100,8 @@ export async function startEnvd({ idleTimeoutMs, maxMessageBytes, extraArgs = []
   if (testServices) args.push("--test-services");
   if (idleTimeoutMs !== undefined) args.push("--idle-timeout-ms", String(idleTimeoutMs));
   if (maxMessageBytes !== undefined) args.push("--max-message-bytes", String(maxMessageBytes));
+  // Test daemons expose nothing on the machine's external address unless a test asks for it.
+  if (!extraArgs.some((a) => /^--?forward-address(=|$)/.test(a))) args.push("--forward-address=");
   args.push(...extraArgs);
   const bin = envdBin();
   // `prefix`: a command that execs envd in place (e.g. ["prlimit", "--nofile=64:64", "--"]), so
