@@ -98,6 +98,12 @@ std::string usage() {
          "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
          "                            (default 86400000)\n"
          // --- end directory watching ---
+         // --- pause hooks (operations issue) ---
+         "  --thaw-watchdog-ms N      thaw the cgroups a /freeze froze if no /unfreeze or /init came within\n"
+         "                            N ms (default 600000; 0: never)\n"
+         "  --freeze-max-cgroups N    cgroups a hierarchy /freeze visits when it names no maxCgroups\n"
+         "                            (default 8192)\n"
+         // --- end pause hooks ---
          "  -help                   show this help\n";
 }
 
@@ -233,6 +239,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["max-watchers"] = count(out.max_watchers, 1, 1ull << 24);
   values["watcher-idle-timeout-ms"] = millis(out.watcher_idle_timeout, 1, 100ull * 24 * 3600 * 1000);
   // --- end directory watching ---
+  // --- pause hooks (operations issue) ---
+  values["thaw-watchdog-ms"] = millis(out.thaw_watchdog, 0, 100ull * 24 * 3600 * 1000);
+  values["freeze-max-cgroups"] = count(out.freeze_max_cgroups, 1, 1ull << 24);
+  // --- end pause hooks ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

@@ -65,6 +65,10 @@ struct Flags {
   std::size_t max_watchers = 1000;  // polling watchers
   std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
   // --- end directory watching ---
+  // --- pause hooks (operations issue) ---
+  std::chrono::milliseconds thaw_watchdog{600'000};  // undo a /freeze not thawed within this; 0: never
+  std::size_t freeze_max_cgroups = 8192;             // cgroups a hierarchy freeze visits (maxCgroups default)
+  // --- end pause hooks ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -28,6 +28,7 @@
 #include "envd/log.h"
 #include "envd/metrics.h"
 #include "envd/open_files.h"
+#include "envd/pause/pause_routes.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
@@ -174,6 +175,15 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
+  // Pause hooks (contract §6.8): /freeze, /unfreeze, and the thaw of every authorised /init.
+  envd::pause::PauseOptions pause_options;
+  pause_options.cgroups = !flags.no_cgroups;
+  pause_options.cgroup_root = flags.cgroup_root;
+  pause_options.thaw_watchdog = flags.thaw_watchdog;
+  pause_options.max_cgroups = flags.freeze_max_cgroups;
+  envd::pause::PauseController pause(io.get_executor(), pause_options);
+  pause.register_routes(router);
+  control.on_authorized = [&pause](std::string_view request_id) { return pause.thaw_for_init(request_id); };
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::FilesOptions files;

@@ -1,0 +1,169 @@
+#include "envd/pause/pause_routes.h"
+
+#include <algorithm>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "envd/error_reply.h"
+#include "envd/log.h"
+#include "envd/rest/query.h"
+#include "envd/text_file.h"
+#include "process/cgroups.h"
+
+namespace envd::pause {
+
+namespace asio = boost::asio;
+
+namespace {
+
+CgroupFreezer::Config freezer_config(const PauseOptions& o) {
+  CgroupFreezer::Config c;
+  if (!o.cgroups) return c;
+  c.root = resolve_cgroup_root(o.cgroup_root);
+  if (c.root.empty()) return c;
+  c.envd_cgroup =
+      relative_self_cgroup(read_file("/proc/self/cgroup").value_or(""), process::find_cgroup2_mount(), c.root);
+  return c;
+}
+
+http::Headers no_store() { return {{"cache-control", "no-store"}}; }
+
+asio::awaitable<void> reply(http::Exchange& ex, Reply r) {
+  r.headers.emplace_back("cache-control", "no-store");
+  co_await ex.respond(r.status, std::move(r.headers), std::move(r.body));
+}
+
+}  // namespace
+
+PauseController::PauseController(asio::any_io_executor ex, PauseOptions options)
+    : ex_(ex), options_(std::move(options)), freezer_(freezer_config(options_)), watchdog_(ex) {
+  if (!options_.cgroups) return;
+  if (!freezer_.enabled()) {
+    log::info("pause", "no cgroup v2 hierarchy: /freeze has nothing to freeze");
+  }
+}
+
+void PauseController::register_routes(Router& router) {
+  router.add("POST", "/freeze", [this](http::Exchange& ex) { return handle_freeze(ex); });
+  // A thaw must never stop half-way because the orchestrator's connection went away.
+  router.add(
+      "POST", "/unfreeze", [this](http::Exchange& ex) { return handle_unfreeze(ex); },
+      RouteOptions{.run_to_completion = true});
+}
+
+asio::awaitable<void> PauseController::handle_freeze(http::Exchange& ex) {
+  auto q = rest::Query::parse(ex.request().query);
+  auto wait = rest::single_int64(q, "maxWaitMs");
+  auto max = rest::single_int64(q, "maxCgroups");
+  auto mode = rest::single_value(q, "mode");
+  for (const std::string* err : {&wait.error, &max.error, &mode.error}) {
+    if (!err->empty()) {
+      co_await reply(ex, text_error_reply(400, *err));
+      co_return;
+    }
+  }
+  if (freeze_busy_) {
+    co_await reply(ex, text_error_reply(503, "another freeze is in progress"));
+    co_return;
+  }
+  freeze_busy_ = true;
+  struct Unlock {
+    bool& busy;
+    ~Unlock() { busy = false; }
+  } unlock{freeze_busy_};
+
+  const FreezeMode m = parse_mode(mode.value.value_or(""));
+  const std::size_t max_cgroups =
+      max.value && *max.value > 0 ? static_cast<std::size_t>(*max.value) : options_.max_cgroups;
+  // cgroupfs is a kernel pseudo-filesystem (a filesystem freeze does not stop it) and the walk is
+  // bounded by maxCgroups: done on the loop, so a thaw can never interleave with it.
+  FreezeResult r = freezer_.freeze(m, max_cgroups);
+  arm_watchdog();
+  const log::Field rid("request_id", ex.request_id());
+  log::write(log::Level::info, "pause", "cgroups frozen",
+             {rid,
+              {"mode", mode_name(m)},
+              {"requested", r.requested},
+              {"failed", r.failed},
+              {"pre_frozen", r.pre_frozen},
+              {"truncated", r.truncated ? "true" : "false"}});
+
+  if (!wait.value || *wait.value <= 0) {
+    co_await ex.respond(204, no_store(), {});
+    co_return;
+  }
+  // Wait for `frozen 1` in every requested cgroup's cgroup.events (polled: 1 ms doubling to
+  // 32 ms), until maxWaitMs, or until a thaw makes waiting pointless.
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::milliseconds(*wait.value);
+  const std::uint64_t generation = thaw_generation_;
+  asio::steady_timer timer(ex_);
+  std::chrono::milliseconds step{1};
+  CgroupFreezer::Progress p;
+  for (;;) {
+    p = freezer_.observe();
+    if (p.not_frozen <= p.unobservable || thaw_generation_ != generation) break;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    timer.expires_after(std::min<std::chrono::steady_clock::duration>(step, deadline - now));
+    co_await timer.async_wait(asio::use_awaitable);
+    step = std::min(step * 2, std::chrono::milliseconds(32));
+  }
+  r.not_frozen = p.not_frozen;
+  r.unobservable = p.unobservable;
+  r.wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  if (r.not_frozen > 0) {
+    log::write(log::Level::warn, "pause", "freeze did not stop the whole workload within maxWaitMs",
+               {rid, {"not_frozen", r.not_frozen}, {"unobservable", r.unobservable}, {"wait_ms", r.wait_ms}});
+  }
+  http::Headers h = no_store();
+  h.emplace_back("content-type", "application/json");
+  co_await ex.respond(200, std::move(h), r.json() + "\n");
+}
+
+asio::awaitable<void> PauseController::handle_unfreeze(http::Exchange& ex) {
+  ThawResult r = thaw_cgroups("/unfreeze", ex.request_id());
+  if (!r.errors.empty()) {
+    std::string text = "unfreeze failed:";
+    for (const auto& e : r.errors) text += " " + e + ";";
+    text.pop_back();
+    co_await reply(ex, text_error_reply(500, text));
+    co_return;
+  }
+  co_await ex.respond(204, no_store(), {});
+}
+
+std::optional<std::string> PauseController::thaw_for_init(std::string_view request_id) {
+  std::optional<std::string> audit;
+  if (freezer_.freeze_in_effect()) audit = freezer_.audit(options_.max_cgroups).json();
+  thaw_cgroups("/init", request_id);
+  return audit;
+}
+
+ThawResult PauseController::thaw_cgroups(std::string_view why, std::string_view request_id) {
+  ++thaw_generation_;
+  watchdog_.cancel();
+  bool was_frozen = freezer_.freeze_in_effect();
+  ThawResult r = freezer_.thaw();
+  if (!r.errors.empty()) {
+    std::string text;
+    for (const auto& e : r.errors) text += (text.empty() ? "" : "; ") + e;
+    log::write(log::Level::error, "pause", "thaw failed", {{"by", why}, {"request_id", request_id}, {"errors", text}});
+  } else if (was_frozen) {
+    log::write(log::Level::info, "pause", "cgroups thawed",
+               {{"by", why}, {"request_id", request_id}, {"thawed", r.thawed}});
+  }
+  return r;
+}
+
+void PauseController::arm_watchdog() {
+  if (options_.thaw_watchdog.count() <= 0) return;
+  watchdog_.expires_after(options_.thaw_watchdog);
+  watchdog_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled by a thaw or a newer freeze
+    log::write(log::Level::warn, "pause", "thaw watchdog: no /unfreeze or /init since the freeze; thawing",
+               {{"after_ms", static_cast<std::int64_t>(options_.thaw_watchdog.count())}});
+    thaw_cgroups("watchdog", "");
+  });
+}
+
+}  // namespace envd::pause

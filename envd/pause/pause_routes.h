@@ -1,0 +1,59 @@
+#pragma once
+// The pause and resume hooks the orchestrator calls around a snapshot (contract §6.8, internal
+// routes: the access token is required once set, as for every route but /health, /files, /init):
+//   POST /freeze    freeze the workload's cgroups (mode, maxCgroups); with maxWaitMs > 0 wait
+//                   for them to report frozen and answer 200 FreezeResult, else 204; 503 while
+//                   another /freeze holds the lock
+//   POST /unfreeze  thaw them (204; 500 with the errors)
+// and the thaw that every authorised POST /init does (§6.4), plus the thaw watchdog (§4.13): a
+// freeze not followed by a thaw within --thaw-watchdog-ms is undone.
+// Thaws run to completion (a client going away never stops one) and never wait on the blocking
+// pool: cgroupfs writes do not block.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "envd/pause/cgroup_freeze.h"
+#include "envd/router.h"
+
+namespace envd::pause {
+
+struct PauseOptions {
+  bool cgroups = true;                               // false with -no-cgroups: nothing to freeze
+  std::string cgroup_root = "/sys/fs/cgroup";        // -cgroup-root (resolved as the process service does)
+  std::chrono::milliseconds thaw_watchdog{600'000};  // --thaw-watchdog-ms; 0: never
+  std::size_t max_cgroups = 8192;                    // default bound of a hierarchy walk (maxCgroups)
+};
+
+class PauseController {
+ public:
+  PauseController(boost::asio::any_io_executor ex, PauseOptions options);
+  PauseController(const PauseController&) = delete;
+  PauseController& operator=(const PauseController&) = delete;
+
+  void register_routes(Router& router);
+
+  // For POST /init once the caller is authorised: audits the frozen cgroups when a freeze was in
+  // effect (the X-Envd-Freeze-Audit value, else nullopt) and thaws. Never blocks.
+  std::optional<std::string> thaw_for_init(std::string_view request_id);
+
+ private:
+  boost::asio::awaitable<void> handle_freeze(http::Exchange& ex);
+  boost::asio::awaitable<void> handle_unfreeze(http::Exchange& ex);
+  ThawResult thaw_cgroups(std::string_view why, std::string_view request_id);
+  void arm_watchdog();
+
+  boost::asio::any_io_executor ex_;
+  PauseOptions options_;
+  CgroupFreezer freezer_;
+  boost::asio::steady_timer watchdog_;
+  bool freeze_busy_ = false;           // a /freeze is running (its wait included): the lock
+  std::uint64_t thaw_generation_ = 0;  // bumped by every thaw: a waiting /freeze stops waiting
+};
+
+}  // namespace envd::pause
