@@ -10,7 +10,7 @@
 
 namespace envd {
 
-inline constexpr const char* kVersion = "0.6.2";
+inline constexpr const char* kVersion = "0.6.4";
 
 struct Flags {
   std::uint16_t port = 49983;
