@@ -103,6 +103,8 @@ std::string usage() {
          "                            N ms (default 600000; 0: never)\n"
          "  --freeze-max-cgroups N    cgroups a hierarchy /freeze visits when it names no maxCgroups\n"
          "                            (default 8192)\n"
+         "  --collapse-min-resident-pct N  /collapse turns a 2 MiB chunk of envd's heap into a huge page\n"
+         "                            only when N % of its pages are resident (default 50)\n"
          // --- end pause hooks ---
          "  -help                   show this help\n";
 }
@@ -242,6 +244,9 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   // --- pause hooks (operations issue) ---
   values["thaw-watchdog-ms"] = millis(out.thaw_watchdog, 0, 100ull * 24 * 3600 * 1000);
   values["freeze-max-cgroups"] = count(out.freeze_max_cgroups, 1, 1ull << 24);
+  values["collapse-min-resident-pct"] = [&](const std::string& v) {
+    return parse_uint(v, out.collapse_min_resident_pct, 100);
+  };
   // --- end pause hooks ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];

@@ -68,6 +68,7 @@ struct Flags {
   // --- pause hooks (operations issue) ---
   std::chrono::milliseconds thaw_watchdog{600'000};  // undo a /freeze not thawed within this; 0: never
   std::size_t freeze_max_cgroups = 8192;             // cgroups a hierarchy freeze visits (maxCgroups default)
+  unsigned collapse_min_resident_pct = 50;           // /collapse leaves chunks less resident than this
   // --- end pause hooks ---
 };
 

@@ -73,11 +73,18 @@ asio::awaitable<void> drain_and_stop(asio::io_context& io, envd::Router& router,
 // and then it hands freed heap back and drops its clean code pages (they stay in the page cache
 // and fault back in as minor faults: ~20 fault-arounds for a request after an idle spell). Both
 // calls are cheap when there is nothing to return.
-asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds interval) {
+// Between a /collapse and the next /init (the snapshot window) the ticks are skipped: malloc_trim
+// would hand back, and so split, the huge pages /collapse just made.
+asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds interval,
+                                const envd::pause::PauseController& pause) {
   asio::steady_timer t(io);
   for (;;) {
     t.expires_after(interval);
     co_await t.async_wait(asio::use_awaitable);
+    if (pause.trim_suspended()) {
+      envd::log::debug("envd", "trim tick skipped: the heap stays collapsed until the next /init");
+      continue;
+    }
     ::malloc_trim(0);
     envd::release_clean_image_pages();
   }
@@ -181,6 +188,7 @@ int main(int argc, char** argv) {
   pause_options.cgroup_root = flags.cgroup_root;
   pause_options.thaw_watchdog = flags.thaw_watchdog;
   pause_options.max_cgroups = flags.freeze_max_cgroups;
+  pause_options.collapse_min_resident_pct = flags.collapse_min_resident_pct;
   envd::pause::PauseController pause(io.get_executor(), pause_options);
   pause.register_routes(router);
   control.on_authorized = [&pause](std::string_view request_id) { return pause.thaw_for_init(request_id); };
@@ -242,7 +250,7 @@ int main(int argc, char** argv) {
   signals.async_wait(on_signal);
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
-  asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
+  asio::co_spawn(io, trim_heap(io, flags.trim_interval, pause), asio::detached);
   if (flags.test_services) envd::start_loop_lag_probe(io.get_executor());
   io.run();
   // Before `io` goes: pool jobs still queued or running would resume coroutines on it.

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstring>
 
+#include "envd/blocking.h"
 #include "envd/error_reply.h"
 #include "envd/log.h"
+#include "envd/pause/collapse.h"
 #include "envd/rest/query.h"
 #include "envd/text_file.h"
 #include "process/cgroups.h"
@@ -48,6 +51,36 @@ void PauseController::register_routes(Router& router) {
   router.add(
       "POST", "/unfreeze", [this](http::Exchange& ex) { return handle_unfreeze(ex); },
       RouteOptions{.run_to_completion = true});
+  router.add("POST", "/collapse", [this](http::Exchange& ex) { return handle_collapse(ex); });
+}
+
+asio::awaitable<void> PauseController::handle_collapse(http::Exchange& ex) {
+  if (collapse_busy_) {
+    co_await reply(ex, text_error_reply(503, "another collapse is in progress"));
+    co_return;
+  }
+  collapse_busy_ = true;
+  struct Unlock {
+    bool& busy;
+    ~Unlock() { busy = false; }
+  } unlock{collapse_busy_};
+  // From here to the next /init the heap must stay as collapsed: no trim tick in between.
+  trim_suspended_ = true;
+  const unsigned pct = options_.collapse_min_resident_pct;
+  auto job = [pct] { return collapse_heap(pct); };  // synchronous madvise calls: on the pool
+  CollapseResult r = co_await run_blocking(WorkClass::walk, job);
+  log::write(log::Level::info, "pause", "heap collapsed into huge pages",
+             {{"request_id", ex.request_id()},
+              {"regions", r.regions},
+              {"chunks", r.chunks},
+              {"collapsed", r.collapsed},
+              {"already_huge", r.already_huge},
+              {"skipped", r.skipped},
+              {"last_error", r.last_error ? std::strerror(r.last_error) : ""},
+              {"elapsed_ms", r.elapsed_ms}});
+  http::Headers h = no_store();
+  h.emplace_back("content-type", "application/json");
+  co_await ex.respond(200, std::move(h), r.json() + "\n");
 }
 
 asio::awaitable<void> PauseController::handle_freeze(http::Exchange& ex) {
@@ -141,6 +174,8 @@ std::optional<std::string> PauseController::thaw_for_init(std::string_view reque
 
 ThawResult PauseController::thaw_cgroups(std::string_view why, std::string_view request_id) {
   ++thaw_generation_;
+  if (trim_suspended_) log::write(log::Level::info, "pause", "trim ticks resumed", {{"by", why}});
+  trim_suspended_ = false;  // resumed: the trim ticks may run again
   watchdog_.cancel();
   bool was_frozen = freezer_.freeze_in_effect();
   ThawResult r = freezer_.thaw();

@@ -5,6 +5,9 @@
 //                   for them to report frozen and answer 200 FreezeResult, else 204; 503 while
 //                   another /freeze holds the lock
 //   POST /unfreeze  thaw them (204; 500 with the errors)
+//   POST /collapse  MADV_COLLAPSE of envd's heap (200 CollapseResult); the trim ticks stop until
+//                   the next /init (or /unfreeze, or the watchdog): a malloc_trim would split the
+//                   huge pages again before the snapshot
 // and the thaw that every authorised POST /init does (§6.4), plus the thaw watchdog (§4.13): a
 // freeze not followed by a thaw within --thaw-watchdog-ms is undone.
 // Thaws run to completion (a client going away never stops one) and never wait on the blocking
@@ -28,6 +31,7 @@ struct PauseOptions {
   std::string cgroup_root = "/sys/fs/cgroup";        // -cgroup-root (resolved as the process service does)
   std::chrono::milliseconds thaw_watchdog{600'000};  // --thaw-watchdog-ms; 0: never
   std::size_t max_cgroups = 8192;                    // default bound of a hierarchy walk (maxCgroups)
+  unsigned collapse_min_resident_pct = 50;           // --collapse-min-resident-pct
 };
 
 class PauseController {
@@ -42,9 +46,14 @@ class PauseController {
   // effect (the X-Envd-Freeze-Audit value, else nullopt) and thaws. Never blocks.
   std::optional<std::string> thaw_for_init(std::string_view request_id);
 
+  // True from a /collapse until the next /init, /unfreeze or watchdog thaw: the periodic
+  // malloc_trim and page release skip their tick (main.cpp).
+  bool trim_suspended() const { return trim_suspended_; }
+
  private:
   boost::asio::awaitable<void> handle_freeze(http::Exchange& ex);
   boost::asio::awaitable<void> handle_unfreeze(http::Exchange& ex);
+  boost::asio::awaitable<void> handle_collapse(http::Exchange& ex);
   ThawResult thaw_cgroups(std::string_view why, std::string_view request_id);
   void arm_watchdog();
 
@@ -52,6 +61,8 @@ class PauseController {
   PauseOptions options_;
   CgroupFreezer freezer_;
   boost::asio::steady_timer watchdog_;
+  bool trim_suspended_ = false;
+  bool collapse_busy_ = false;
   bool freeze_busy_ = false;           // a /freeze is running (its wait included): the lock
   std::uint64_t thaw_generation_ = 0;  // bumped by every thaw: a waiting /freeze stops waiting
 };

@@ -186,3 +186,30 @@ describe("freeze without cgroups", () => {
     }
   });
 });
+
+describe("collapse", () => {
+  it("POST /collapse answers 200 CollapseResult and stops the trim ticks until the next /init", async () => {
+    const envd = await startEnvd({ extraArgs: ["-isnotfc", "-no-cgroups", "--trim-interval-ms", "20", "--log-level", "debug"] });
+    try {
+      const r = await post(envd, "/collapse");
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers.get("content-type"), "application/json");
+      assert.equal(r.headers.get("cache-control"), "no-store");
+      const res = JSON.parse(r.text);
+      assert.deepEqual(Object.keys(res), ["alreadyHuge", "chunks", "collapsed", "elapsedMs", "regions", "skipped"]);
+      assert.ok(res.regions >= 1, r.text);
+      assert.equal(res.chunks, res.alreadyHuge + res.collapsed + res.skipped, r.text);
+      await waitFor(() => /trim tick skipped/.test(envd.stderr()), { what: "a skipped trim tick" });
+      const i = await fetch(envd.url("/init"), { method: "POST", body: "{}" });
+      assert.equal(i.status, 204);
+      await waitFor(() => /"trim ticks resumed","by":"\/init"/.test(envd.stderr()), { what: "the trim ticks to resume" });
+      // Internal route: the token gate applies.
+      const token = "collapse-token-0123";
+      assert.equal((await fetch(envd.url("/init"), { method: "POST", body: JSON.stringify({ accessToken: token }) })).status, 204);
+      assert.equal((await post(envd, "/collapse")).status, 401);
+      assert.equal((await post(envd, "/collapse", { "x-access-token": token })).status, 200);
+    } finally {
+      await envd.stop();
+    }
+  });
+});
