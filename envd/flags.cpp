@@ -36,7 +36,7 @@ std::string usage() {
          "  -version                print the envd API version and exit\n"
          "  -commit                 print the build commit and exit\n"
          "  -isnotfc                not running in a Firecracker VM (no metadata service, no clock setting)\n"
-         "  -verbose                log at debug level\n"
+         "  -verbose                log at debug level, to stdout instead of stderr\n"
          "  -cgroup-root PATH       cgroup v2 mount point (default /sys/fs/cgroup)\n"
          "  -no-cgroups             do not place processes in cgroups\n"
          "  --log-level LEVEL       debug, info, warn, error or off (default info)\n"
@@ -105,6 +105,9 @@ std::string usage() {
          "                            (default 8192)\n"
          "  --collapse-min-resident-pct N  /collapse turns a 2 MiB chunk of envd's heap into a huge page\n"
          "                            only when N % of its pages are resident (default 50)\n"
+         "  --log-queue-bytes N       log lines queued while the log cannot be written (e.g. a frozen\n"
+         "                            filesystem); the oldest are dropped, and counted, past N bytes\n"
+         "                            (default 1048576)\n"
          // --- end pause hooks ---
          "  -help                   show this help\n";
 }
@@ -247,6 +250,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["collapse-min-resident-pct"] = [&](const std::string& v) {
     return parse_uint(v, out.collapse_min_resident_pct, 100);
   };
+  values["log-queue-bytes"] = count(out.log_queue_bytes, 4096, 1ull << 32);
   // --- end pause hooks ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];

@@ -2,6 +2,7 @@
 // and h2c on one port from a single event loop.
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -132,6 +133,10 @@ int main(int argc, char** argv) {
   }
   if (flags.verbose) level = envd::log::Level::debug;
   envd::log::init(level);
+  // -verbose: the JSON lines go to stdout instead of stderr (never both: journald would get every
+  // line twice). From here on a thread of its own writes them (the log may sit on a filesystem
+  // /fsfreeze freezes).
+  envd::log::start_async(flags.verbose ? STDOUT_FILENO : STDERR_FILENO, flags.log_queue_bytes);
   envd::log::route_library_logs(flags.library_log_lines_per_minute);
   std::signal(SIGPIPE, SIG_IGN);
   raise_open_files_limit();
