@@ -105,6 +105,8 @@ std::string usage() {
          "                            (default 8192)\n"
          "  --collapse-min-resident-pct N  /collapse turns a 2 MiB chunk of envd's heap into a huge page\n"
          "                            only when N % of its pages are resident (default 50)\n"
+         "  --fsfreeze-path PATH      the filesystem /fsfreeze freezes and /fsthaw thaws (default /; with\n"
+         "                            -isnotfc none unless given: /fsfreeze then answers 503)\n"
          "  --log-queue-bytes N       log lines queued while the log cannot be written (e.g. a frozen\n"
          "                            filesystem); the oldest are dropped, and counted, past N bytes\n"
          "                            (default 1048576)\n"
@@ -249,6 +251,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["freeze-max-cgroups"] = count(out.freeze_max_cgroups, 1, 1ull << 24);
   values["collapse-min-resident-pct"] = [&](const std::string& v) {
     return parse_uint(v, out.collapse_min_resident_pct, 100);
+  };
+  values["fsfreeze-path"] = [&](const std::string& v) {
+    out.fsfreeze_path = v;
+    return !v.empty() && v[0] == '/';
   };
   values["log-queue-bytes"] = count(out.log_queue_bytes, 4096, 1ull << 32);
   // --- end pause hooks ---

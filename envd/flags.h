@@ -69,6 +69,7 @@ struct Flags {
   std::chrono::milliseconds thaw_watchdog{600'000};  // undo a /freeze not thawed within this; 0: never
   std::size_t freeze_max_cgroups = 8192;             // cgroups a hierarchy freeze visits (maxCgroups default)
   unsigned collapse_min_resident_pct = 50;           // /collapse leaves chunks less resident than this
+  std::optional<std::string> fsfreeze_path;          // /fsfreeze target; unset: `/`, or none with -isnotfc
   std::size_t log_queue_bytes = 1u << 20;            // log lines held while the log cannot be written
   // --- end pause hooks ---
 };

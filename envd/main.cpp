@@ -194,8 +194,16 @@ int main(int argc, char** argv) {
   pause_options.thaw_watchdog = flags.thaw_watchdog;
   pause_options.max_cgroups = flags.freeze_max_cgroups;
   pause_options.collapse_min_resident_pct = flags.collapse_min_resident_pct;
+  // `/` in a VM; outside one (-isnotfc: every test, the Dockerfile) only a path given explicitly:
+  // freezing the host's root would wedge it.
+  if (flags.fsfreeze_path) {
+    pause_options.fsfreeze_path = flags.fsfreeze_path;
+  } else if (!flags.is_not_fc) {
+    pause_options.fsfreeze_path = "/";
+  }
   envd::pause::PauseController pause(io.get_executor(), pause_options);
   pause.register_routes(router);
+  router.use([&pause](const envd::http::RequestHead& req, bool) { return pause.write_gate(req); });
   control.on_authorized = [&pause](std::string_view request_id) { return pause.thaw_for_init(request_id); };
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
