@@ -139,6 +139,7 @@ void AsyncSink::stop() {
 void AsyncSink::run() {
   constexpr std::size_t kBatchBytes = 256 * 1024;
   std::unique_lock lock(mu_);
+  std::deque<std::string> taken;
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || dropped_unreported_ > 0; });
     if (queue_.empty() && dropped_unreported_ == 0) break;  // stopping, all written
@@ -151,15 +152,23 @@ void AsyncSink::run() {
       batch += '\n';
       dropped_unreported_ = 0;
     }
-    std::uint64_t n = 0;
-    while (!queue_.empty() && batch.size() < kBatchBytes) {
-      batch += queue_.front();
-      batch += '\n';
+    // Take lines (moves, no copies) under the lock; build and write the batch without it, so that
+    // push() on the loop never waits for more than a few pointer moves.
+    std::size_t bytes = batch.size();
+    while (!queue_.empty() && bytes < kBatchBytes) {
+      bytes += queue_.front().size() + 1;
       queued_bytes_ -= queue_.front().size() + 1;
+      taken.push_back(std::move(queue_.front()));
       queue_.pop_front();
-      ++n;
     }
+    const std::uint64_t n = taken.size();
     lock.unlock();
+    batch.reserve(bytes);
+    for (auto& l : taken) {
+      batch += l;
+      batch += '\n';
+    }
+    taken.clear();
     write_all(fd_, batch);  // may block for as long as the filesystem is frozen
     lock.lock();
     settled_ += n;
