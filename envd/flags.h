@@ -10,7 +10,7 @@
 
 namespace envd {
 
-inline constexpr const char* kVersion = "0.6.5";
+inline constexpr const char* kVersion = "0.6.6";
 
 struct Flags {
   std::uint16_t port = 49983;
