@@ -257,6 +257,7 @@ int main(int argc, char** argv) {
     metrics.stop();
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
     router.shutdown();  // REST requests too (RPC calls already got their status above)
+    pause.thaw_at_shutdown();
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };

@@ -189,6 +189,11 @@ std::optional<std::string> PauseController::thaw_for_init(std::string_view reque
   return audit;
 }
 
+void PauseController::thaw_at_shutdown() {
+  if (frozen_fd_ >= 0) thaw_fs("shutdown", "");
+  if (freezer_.freeze_in_effect()) thaw_cgroups("shutdown", "");
+}
+
 ThawResult PauseController::thaw_cgroups(std::string_view why, std::string_view request_id) {
   ++thaw_generation_;
   if (trim_suspended_) log::write(log::Level::info, "pause", "trim ticks resumed", {{"by", why}});

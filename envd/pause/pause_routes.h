@@ -55,6 +55,10 @@ class PauseController {
   // effect (the X-Envd-Freeze-Audit value, else nullopt) and thaws. Never blocks.
   std::optional<std::string> thaw_for_init(std::string_view request_id);
 
+  // At shutdown (SIGTERM/SIGINT): thaws what this envd froze, filesystem first. A restarted envd
+  // would not know about it, and a frozen root would stop the restart itself.
+  void thaw_at_shutdown();
+
   // True from a /collapse until the next /init, /unfreeze or watchdog thaw: the periodic
   // malloc_trim and page release skip their tick (main.cpp).
   bool trim_suspended() const { return trim_suspended_; }

@@ -171,6 +171,25 @@ describe("thaw watchdog and the token gate", { skip: skip ?? false }, () => {
   });
 });
 
+describe("shutdown while frozen", { skip: skip ?? false }, () => {
+  it("SIGTERM thaws the cgroups this envd froze before it exits", async () => {
+    const cg = privateCgroup("pausestop");
+    try {
+      const envd = await startEnvd({ extraArgs: ["-isnotfc", "-cgroup-root", cg.dir] });
+      try {
+        assert.equal((await post(envd, "/freeze?mode=hierarchy")).status, 204);
+        assert.equal(cg.freezeOf("user"), "1");
+      } finally {
+        assert.equal((await envd.stop()).code, 0, envd.tail());
+      }
+      assert.equal(cg.freezeOf("user"), "0");
+      assert.equal(cg.freezeOf("ptys"), "0");
+    } finally {
+      cg.cleanup();
+    }
+  });
+});
+
 describe("freeze without cgroups", () => {
   it("-no-cgroups: /freeze reports nothing requested, /unfreeze 204", async () => {
     const envd = await startEnvd({ extraArgs: ["-isnotfc", "-no-cgroups"] });

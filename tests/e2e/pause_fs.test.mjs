@@ -172,6 +172,18 @@ describe("fsfreeze watchdog", { skip: skip ?? false }, () => {
     loop?.cleanup();
   });
 
+  it("SIGTERM thaws the filesystem this envd froze before it exits", async () => {
+    const own = await startEnvd({ extraArgs: ["-isnotfc", "-no-cgroups", "--fsfreeze-path", loop.mnt] });
+    try {
+      assert.equal((await post(own.url("/fsfreeze"))).status, 204);
+    } finally {
+      const exit = await own.stop();
+      assert.equal(exit.code, 0, own.tail());
+    }
+    assert.equal(wasFrozenThawNow(loop.mnt), false, "thawed at shutdown");
+    assert.match(own.stderr(), /"filesystem thawed","by":"shutdown"/);
+  });
+
   it("a filesystem freeze nobody thaws is undone by the watchdog", async () => {
     assert.equal((await post(envd.url("/fsfreeze"))).status, 204);
     await waitFor(() => /"filesystem thawed","by":"watchdog"/.test(envd.stderr()), { timeoutMs: 10_000, what: "the watchdog's thaw" });
