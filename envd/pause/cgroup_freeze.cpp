@@ -156,7 +156,13 @@ FreezeResult CgroupFreezer::freeze(FreezeMode mode, std::size_t max_cgroups) {
   FreezeResult r;
   r.mode = mode;
   requested_.clear();
-  if (!enabled()) return r;
+  if (!enabled()) {
+    // As envd's no-op manager (-no-cgroups, no cgroup2): the legacy pair is requested, and reported
+    // unobservable, never as frozen.
+    r.mode = FreezeMode::legacy;
+    r.requested = cfg_.legacy.size();
+    return r;
+  }
   // The cgroups already frozen by the guest (bounded walk): counted, remembered, never thawed.
   std::set<std::string> pre;
   {
@@ -224,12 +230,15 @@ FreezeResult CgroupFreezer::freeze(FreezeMode mode, std::size_t max_cgroups) {
 
 CgroupFreezer::Progress CgroupFreezer::observe() const {
   Progress p;
+  if (!enabled()) {
+    p.unobservable = cfg_.legacy.size();
+    return p;
+  }
   for (const auto& rel : requested_) {
     auto events = read_small(abs(rel) + "/cgroup.events");
     auto frozen = events ? parse_events_frozen(*events) : std::nullopt;
     if (!frozen) {
-      ++p.unobservable;
-      ++p.not_frozen;
+      ++p.unobservable;  // nothing to wait for (envd counts these apart from notFrozen)
     } else if (!*frozen) {
       ++p.not_frozen;
     }

@@ -34,7 +34,7 @@ struct FreezeResult {
   std::size_t frozen = 0;        // of those, the ones whose cgroup.freeze took the write
   std::size_t failed = 0;        // writes that failed
   std::size_t pre_frozen = 0;    // cgroups already frozen by someone else before this freeze
-  std::size_t not_frozen = 0;    // requested cgroups not reporting `frozen 1` when the wait ended
+  std::size_t not_frozen = 0;    // requested cgroups reporting `frozen 0` when the wait ended
   std::size_t unobservable = 0;  // requested cgroups whose cgroup.events could not be read
   std::size_t visited = 0;       // cgroups examined by the hierarchy walk (0 in legacy mode)
   std::size_t allowlisted = 0;   // cgroups the walk left running on purpose
@@ -87,8 +87,8 @@ class CgroupFreezer {
   // Writes 1 to the cgroup.freeze of the workload's cgroups and remembers them for thaw().
   // Fills everything but not_frozen/unobservable/wait_ms (see observe()).
   FreezeResult freeze(FreezeMode mode, std::size_t max_cgroups);
-  // Reads cgroup.events of the cgroups the last freeze requested: how many do not say `frozen 1`
-  // yet, and how many could not be read.
+  // Reads cgroup.events of the cgroups the last freeze requested: how many say `frozen 0` still,
+  // and how many could not be read (all of them without cgroups).
   struct Progress {
     std::size_t not_frozen = 0;
     std::size_t unobservable = 0;

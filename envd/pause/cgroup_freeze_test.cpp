@@ -194,7 +194,12 @@ TEST_CASE(
   CgroupFreezer off{CgroupFreezer::Config{}};
   CHECK_FALSE(off.enabled());
   auto fr = off.freeze(FreezeMode::hierarchy, 10);
-  CHECK(fr.requested == 0);
+  // As envd's no-op manager: the legacy pair requested, unobservable, never frozen.
+  CHECK(fr.mode == FreezeMode::legacy);
+  CHECK(fr.requested == 2);
+  CHECK(fr.frozen == 0);
+  CHECK(off.observe().unobservable == 2);
+  CHECK(off.observe().not_frozen == 0);
   CHECK(off.thaw().errors.empty());
 }
 

@@ -150,7 +150,7 @@ asio::awaitable<void> PauseController::handle_freeze(http::Exchange& ex) {
   for (;;) {
     if (thaw_generation_ != generation) break;  // thawed meanwhile: report what the last look saw
     p = freezer_.observe();
-    if (p.not_frozen <= p.unobservable) break;
+    if (p.not_frozen == 0) break;  // the unobservable ones cannot be waited for
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
     timer.expires_after(std::min<std::chrono::steady_clock::duration>(step, deadline - now));
