@@ -91,6 +91,9 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
     co_await ex.respond(401, std::move(h), std::move(message));
     co_return;
   }
+  // §6.4 step 4: the workload is thawed by every authorised /init, whatever follows.
+  std::optional<std::string> freeze_audit;
+  if (options.on_authorized) freeze_audit = options.on_authorized(ex.request_id());
   auto req = decode_init_request(body, &why);
   ::explicit_bzero(body.data(), body.size());
   if (!req) {  // not expected: the check above walked the same body
@@ -116,6 +119,7 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
     }
   }
   http::Headers h = init_headers();
+  if (freeze_audit) h.emplace_back("x-envd-freeze-audit", std::move(*freeze_audit));
   co_await ex.respond(204, std::move(h), {});
 }
 

@@ -39,7 +39,7 @@ std::string usage() {
          "  -version                print the envd API version and exit\n"
          "  -commit                 print the build commit and exit\n"
          "  -isnotfc                not running in a Firecracker VM (no metadata service, no clock setting)\n"
-         "  -verbose                log at debug level\n"
+         "  -verbose                log at debug level, to stdout instead of stderr\n"
          "  -cgroup-root PATH       cgroup v2 mount point (default /sys/fs/cgroup)\n"
          "  -no-cgroups             do not place processes in cgroups\n"
          "  --log-level LEVEL       debug, info, warn, error or off (default info)\n"
@@ -116,6 +116,19 @@ std::string usage() {
          "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
          "                            (default 86400000)\n"
          // --- end directory watching ---
+         // --- pause hooks (operations issue) ---
+         "  --thaw-watchdog-ms N      thaw the cgroups a /freeze froze if no /unfreeze or /init came within\n"
+         "                            N ms (default 600000; 0: never)\n"
+         "  --freeze-max-cgroups N    cgroups a hierarchy /freeze visits when it names no maxCgroups\n"
+         "                            (default 8192)\n"
+         "  --collapse-min-resident-pct N  /collapse turns a 2 MiB chunk of envd's heap into a huge page\n"
+         "                            only when N % of its pages are resident (default 50)\n"
+         "  --fsfreeze-path PATH      the filesystem /fsfreeze freezes and /fsthaw thaws (default /; with\n"
+         "                            -isnotfc none unless given: /fsfreeze then answers 503)\n"
+         "  --log-queue-bytes N       log lines queued while the log cannot be written (e.g. a frozen\n"
+         "                            filesystem); the oldest are dropped, and counted, past N bytes\n"
+         "                            (default 1048576)\n"
+         // --- end pause hooks ---
          "  -help                   show this help\n"
          // --- service manager (ops-init) ---
          "\n"
@@ -296,6 +309,18 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["max-watchers"] = count(out.max_watchers, 1, 1ull << 24);
   values["watcher-idle-timeout-ms"] = millis(out.watcher_idle_timeout, 1, 100ull * 24 * 3600 * 1000);
   // --- end directory watching ---
+  // --- pause hooks (operations issue) ---
+  values["thaw-watchdog-ms"] = millis(out.thaw_watchdog, 0, 100ull * 24 * 3600 * 1000);
+  values["freeze-max-cgroups"] = count(out.freeze_max_cgroups, 1, 1ull << 24);
+  values["collapse-min-resident-pct"] = [&](const std::string& v) {
+    return parse_uint(v, out.collapse_min_resident_pct, 100);
+  };
+  values["fsfreeze-path"] = [&](const std::string& v) {
+    out.fsfreeze_path = v;
+    return !v.empty() && v[0] == '/';
+  };
+  values["log-queue-bytes"] = count(out.log_queue_bytes, 4096, 1ull << 32);
+  // --- end pause hooks ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

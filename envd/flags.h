@@ -11,7 +11,7 @@
 
 namespace envd {
 
-inline constexpr const char* kVersion = "0.6.2";
+inline constexpr const char* kVersion = "0.6.6";
 
 struct Flags {
   std::uint16_t port = 49983;
@@ -75,6 +75,13 @@ struct Flags {
   std::size_t max_watchers = 1000;  // polling watchers
   std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
   // --- end directory watching ---
+  // --- pause hooks (operations issue) ---
+  std::chrono::milliseconds thaw_watchdog{600'000};  // undo a /freeze not thawed within this; 0: never
+  std::size_t freeze_max_cgroups = 8192;             // cgroups a hierarchy freeze visits (maxCgroups default)
+  unsigned collapse_min_resident_pct = 50;           // /collapse leaves chunks less resident than this
+  std::optional<std::string> fsfreeze_path;          // /fsfreeze target; unset: `/`, or none with -isnotfc
+  std::size_t log_queue_bytes = 1u << 20;            // log lines held while the log cannot be written
+  // --- end pause hooks ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -1,9 +1,10 @@
 #include "envd/log.h"
 
-#include "envd/json_util.h"
+#include <unistd.h>
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include <cerrno>
+
+#include "envd/json_util.h"
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -33,45 +34,18 @@ constexpr std::string_view level_name(Level l) {
   return "info";
 }
 
-spdlog::logger& sink() {
-  // The line is fully formatted by us; spdlog only serialises writes and flushes.
-  static auto logger = [] {
-    auto l = spdlog::stderr_logger_st("envd");
-    l->set_pattern("%v");
-    l->set_level(spdlog::level::trace);
-    l->flush_on(spdlog::level::trace);
-    return l;
-  }();
-  return *logger;
-}
-}  // namespace
-
-Field::Field(std::string_view k, std::string_view v) : key(k) { append_json_string(json, v); }
-
-Field::Field(std::string_view k, double v) : key(k) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  json = buf;
-}
-
-void init(Level level) { g_level = level; }
-
-void flush() { sink().flush(); }
-
-bool enabled(Level level) { return level >= g_level && g_level != Level::off; }
-
-bool parse_level(std::string_view name, Level& out) {
-  for (Level l : {Level::debug, Level::info, Level::warn, Level::error, Level::off}) {
-    if (name == level_name(l)) {
-      out = l;
-      return true;
-    }
+// Writes all of `data` (a short write or EINTR continues; an error drops the rest).
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data.remove_prefix(static_cast<std::size_t>(n));
   }
-  return false;
 }
 
-void write(Level level, std::string_view logger, std::string_view message, std::initializer_list<Field> fields) {
-  if (!enabled(level)) return;
+std::string format_line(Level level, std::string_view logger, std::string_view message,
+                        std::initializer_list<Field> fields) {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
   auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() % 1000000000;
@@ -95,7 +69,136 @@ void write(Level level, std::string_view logger, std::string_view message, std::
     line += f.json;
   }
   line += "}";
-  sink().log(spdlog::level::info, "{}", line);
+  return line;
+}
+
+std::mutex g_sync_mu;          // the synchronous path (before start_async)
+AsyncSink* g_async = nullptr;  // never destroyed: see AsyncSink
+}  // namespace
+
+Field::Field(std::string_view k, std::string_view v) : key(k) { append_json_string(json, v); }
+
+Field::Field(std::string_view k, double v) : key(k) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  json = buf;
+}
+
+void init(Level level) { g_level = level; }
+
+void start_async(int fd, std::size_t max_queue_bytes) {
+  if (!g_async) g_async = new AsyncSink(fd, max_queue_bytes);
+}
+
+void flush(std::chrono::milliseconds timeout) {
+  if (g_async) g_async->flush(timeout);
+}
+
+AsyncSink::AsyncSink(int fd, std::size_t max_queue_bytes) : fd_(fd), max_bytes_(max_queue_bytes) {
+  thread_ = std::thread([this] { run(); });
+}
+
+AsyncSink::~AsyncSink() { stop(); }
+
+void AsyncSink::push(std::string line) {
+  std::lock_guard lock(mu_);
+  ++pushed_;
+  queued_bytes_ += line.size() + 1;
+  queue_.push_back(std::move(line));
+  // Oldest first, never the line just queued.
+  while (queued_bytes_ > max_bytes_ && queue_.size() > 1) {
+    queued_bytes_ -= queue_.front().size() + 1;
+    queue_.pop_front();
+    ++dropped_total_;
+    ++dropped_unreported_;
+    ++settled_;
+  }
+  wake_.notify_one();
+}
+
+bool AsyncSink::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  const std::uint64_t target = pushed_;
+  return idle_.wait_for(lock, timeout, [&] { return settled_ >= target && dropped_unreported_ == 0; });
+}
+
+std::uint64_t AsyncSink::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_total_;
+}
+
+void AsyncSink::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void AsyncSink::run() {
+  constexpr std::size_t kBatchBytes = 256 * 1024;
+  std::unique_lock lock(mu_);
+  std::deque<std::string> taken;
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || dropped_unreported_ > 0; });
+    if (queue_.empty() && dropped_unreported_ == 0) break;  // stopping, all written
+    std::string batch;
+    if (dropped_unreported_ > 0) {
+      // Where the lines went missing, before the newer ones that were kept.
+      batch =
+          format_line(Level::warn, "log", "log lines dropped: the log could not be written (frozen or slow filesystem)",
+                      {{"dropped", dropped_unreported_}, {"dropped_total", dropped_total_}});
+      batch += '\n';
+      dropped_unreported_ = 0;
+    }
+    // Take lines (moves, no copies) under the lock; build and write the batch without it, so that
+    // push() on the loop never waits for more than a few pointer moves.
+    std::size_t bytes = batch.size();
+    while (!queue_.empty() && bytes < kBatchBytes) {
+      bytes += queue_.front().size() + 1;
+      queued_bytes_ -= queue_.front().size() + 1;
+      taken.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    const std::uint64_t n = taken.size();
+    lock.unlock();
+    batch.reserve(bytes);
+    for (auto& l : taken) {
+      batch += l;
+      batch += '\n';
+    }
+    taken.clear();
+    write_all(fd_, batch);  // may block for as long as the filesystem is frozen
+    lock.lock();
+    settled_ += n;
+    idle_.notify_all();
+  }
+  idle_.notify_all();
+}
+
+bool enabled(Level level) { return level >= g_level && g_level != Level::off; }
+
+bool parse_level(std::string_view name, Level& out) {
+  for (Level l : {Level::debug, Level::info, Level::warn, Level::error, Level::off}) {
+    if (name == level_name(l)) {
+      out = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void write(Level level, std::string_view logger, std::string_view message, std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  std::string line = format_line(level, logger, message, fields);
+  if (g_async) {
+    g_async->push(std::move(line));
+    return;
+  }
+  line += '\n';
+  std::lock_guard lock(g_sync_mu);
+  write_all(STDERR_FILENO, line);
 }
 
 namespace {

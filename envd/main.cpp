@@ -31,6 +31,7 @@
 #include "envd/metrics.h"
 #include "envd/notify.h"
 #include "envd/open_files.h"
+#include "envd/pause/pause_routes.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
@@ -85,11 +86,18 @@ asio::awaitable<void> drain_and_stop(asio::io_context& io, envd::Router& router,
 // and then it hands freed heap back and drops its clean code pages (they stay in the page cache
 // and fault back in as minor faults: ~20 fault-arounds for a request after an idle spell). Both
 // calls are cheap when there is nothing to return.
-asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds interval) {
+// Between a /collapse and the next /init (the snapshot window) the ticks are skipped: malloc_trim
+// would hand back, and so split, the huge pages /collapse just made.
+asio::awaitable<void> trim_heap(asio::io_context& io, std::chrono::milliseconds interval,
+                                const envd::pause::PauseController& pause) {
   asio::steady_timer t(io);
   for (;;) {
     t.expires_after(interval);
     co_await t.async_wait(asio::use_awaitable);
+    if (pause.trim_suspended()) {
+      envd::log::debug("envd", "trim tick skipped: the heap stays collapsed until the next /init");
+      continue;
+    }
     ::malloc_trim(0);
     envd::release_clean_image_pages();
   }
@@ -149,6 +157,10 @@ int main(int argc, char** argv) {
   }
   if (flags.verbose) level = envd::log::Level::debug;
   envd::log::init(level);
+  // -verbose: the JSON lines go to stdout instead of stderr (never both: journald would get every
+  // line twice). From here on a thread of its own writes them (the log may sit on a filesystem
+  // /fsfreeze freezes).
+  envd::log::start_async(flags.verbose ? STDOUT_FILENO : STDERR_FILENO, flags.log_queue_bytes);
   envd::log::route_library_logs(flags.library_log_lines_per_minute);
   std::signal(SIGPIPE, SIG_IGN);
   raise_open_files_limit();
@@ -221,6 +233,24 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
+  // Pause hooks (contract §6.8): /freeze, /unfreeze, and the thaw of every authorised /init.
+  envd::pause::PauseOptions pause_options;
+  pause_options.cgroups = !flags.no_cgroups;
+  pause_options.cgroup_root = flags.cgroup_root;
+  pause_options.thaw_watchdog = flags.thaw_watchdog;
+  pause_options.max_cgroups = flags.freeze_max_cgroups;
+  pause_options.collapse_min_resident_pct = flags.collapse_min_resident_pct;
+  // `/` in a VM; outside one (-isnotfc: every test, the Dockerfile) only a path given explicitly:
+  // freezing the host's root would wedge it.
+  if (flags.fsfreeze_path) {
+    pause_options.fsfreeze_path = flags.fsfreeze_path;
+  } else if (!flags.is_not_fc) {
+    pause_options.fsfreeze_path = "/";
+  }
+  envd::pause::PauseController pause(io.get_executor(), pause_options);
+  pause.register_routes(router);
+  router.use([&pause](const envd::http::RequestHead& req, bool) { return pause.write_gate(req); });
+  control.on_authorized = [&pause](std::string_view request_id) { return pause.thaw_for_init(request_id); };
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::FilesOptions files;
@@ -279,6 +309,7 @@ int main(int argc, char** argv) {
     asio::post(forward_ex, [&forwarder] { forwarder.stop(); });
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
     router.shutdown();  // REST requests too (RPC calls already got their status above)
+    pause.thaw_at_shutdown();
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };
@@ -294,7 +325,7 @@ int main(int argc, char** argv) {
   }
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
-  asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
+  asio::co_spawn(io, trim_heap(io, flags.trim_interval, pause), asio::detached);
   // Service manager notifications (envd/notify.h): READY=1 once the loop runs with the accept loop
   // waiting on the listener, WATCHDOG=1 at half of $WATCHDOG_USEC.
   asio::post(io, [&] {

@@ -418,6 +418,8 @@ describe("open files", () => {
         return x?.status === 204 ? x : null;
       }, { timeoutMs: 10000, what: "/health → 204" });
       assert.equal(r.status, 204);
+      // Log lines are written by envd's log thread: the recovery line may trail the answer a bit.
+      await waitFor(() => /accepting connections again/.test(d.stderr()), { what: "the 'accepting connections again' line" });
       // Every episode ends with a recovery line before the next one starts.
       const events = d.stderr().split("\n").filter((l) => /accept failed|accepting connections again/.test(l));
       for (let i = 1; i < events.length; i++) {

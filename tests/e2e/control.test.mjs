@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { startEnvd, envdBin, envelope, parseConnectStream, parseEnvelopes, h1Request, h2Connect, h2Request, waitFor, connectJson } from "./lib/envd.mjs";
 import { curl } from "./lib/clients.mjs";
 
-const VERSION = "0.6.2";
+const VERSION = "0.6.6";
 const GATE_BODY = '{"code":401,"message":"unauthorized access, please provide a valid access token or method signing if supported"}\n';
 const basic = (user) => `Basic ${Buffer.from(`${user}:`).toString("base64")}`;
 const METRIC_FIELDS = ["ts", "cpu_count", "cpu_used_pct", "mem_total_mib", "mem_used_mib", "mem_total", "mem_used", "mem_cache", "disk_used", "disk_total"];

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { Sandbox, AuthenticationError, FileNotFoundError, SandboxError, TemplateError } from 'e2b';
-import { startEnvd, startFakeApi, envdVersion, compareVersions, rejection, REF } from './harness.mjs';
+import { Sandbox, AuthenticationError, FileNotFoundError, FilesystemEventType, SandboxError, TemplateError } from 'e2b';
+import { startEnvd, startFakeApi, envdVersion, compareVersions, rejection, waitFor, REF } from './harness.mjs';
 
 const version = envdVersion();
 let envd;
@@ -127,6 +127,35 @@ test(`version gates follow our -version (${version})`, async () => {
   if (compareVersions(version, '0.6.2') < 0) {
     const err = await rejection(() => sbx.files.write('/tmp/sdk-meta', 'x', { metadata: { a: 'b' } }));
     assert.ok(err instanceof TemplateError, `expected TemplateError, got ${err}`);
+  }
+});
+
+test(`includeEntry and allowNetworkMounts pass the SDK's gates at ${version} and envd honours them`, async () => {
+  // Both gates (0.6.3, 0.6.4) open from our -version on: the SDK sends the fields instead of
+  // refusing client-side, and the watch delivers entries.
+  assert.ok(compareVersions(version, '0.6.4') >= 0, `-version ${version} is below 0.6.4`);
+  const sbx = await Sandbox.create({ requestTimeoutMs: 15_000 });
+  const d = `${dirs[0]}/watch-gates`;
+  fs.mkdirSync(d, { recursive: true });
+  const withEntry = [];
+  const plain = [];
+  const h1 = await sbx.files.watchDir(d, (e) => withEntry.push(e), { includeEntry: true, allowNetworkMounts: true, requestTimeoutMs: 10_000 });
+  const h2 = await sbx.files.watchDir(d, (e) => plain.push(e), { allowNetworkMounts: true, requestTimeoutMs: 10_000 });
+  try {
+    await sbx.files.write(`${d}/seen.txt`, 'entry');
+    const isCreate = (e) => e.type === FilesystemEventType.CREATE && e.name === 'seen.txt';
+    // The entry is a stat at send time: remove the file only once both creates are in.
+    await waitFor(() => withEntry.some(isCreate) && plain.some(isCreate), { what: 'the create events' });
+    const create = withEntry.find(isCreate);
+    assert.equal(create.entry?.name, 'seen.txt');
+    assert.equal(create.entry?.path, `${d}/seen.txt`);
+    assert.equal(plain.find(isCreate).entry, undefined, 'no entry unless asked');
+    await sbx.files.remove(`${d}/seen.txt`);
+    await waitFor(() => withEntry.some((e) => e.type === FilesystemEventType.REMOVE), { what: 'the remove event' });
+    assert.equal(withEntry.find((e) => e.type === FilesystemEventType.REMOVE).entry, undefined);
+  } finally {
+    await h1.stop();
+    await h2.stop();
   }
 });
 

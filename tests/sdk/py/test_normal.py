@@ -11,6 +11,7 @@ import pwd
 import re
 import secrets
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +25,7 @@ from e2b import (
     AsyncSandbox,
     AuthenticationException,
     FileNotFoundException,
+    FilesystemEventType,
     Sandbox,
     SandboxException,
     TemplateException,
@@ -151,6 +153,36 @@ def test_version_gates_follow_our_version(normal, version, gate, opts, msg):
     finally:
         if handle is not None:
             handle.stop()
+
+
+def test_include_entry_and_allow_network_mounts_through_the_gates(normal, version):
+    """Both gates (0.6.3, 0.6.4) open from our -version on: the SDK sends include_entry and
+    allow_network_mounts (sync client: the polling watcher) and envd honours them."""
+    assert Version(version) >= Version("0.6.4"), f"-version {version} is below 0.6.4"
+    sbx = Sandbox.create(request_timeout=15)
+    d = f"{DIRS['root']}/watch-gates"
+    os.makedirs(d, exist_ok=True)
+    with_entry = sbx.files.watch_dir(d, include_entry=True, allow_network_mounts=True, request_timeout=10)
+    plain = sbx.files.watch_dir(d, allow_network_mounts=True, request_timeout=10)
+    try:
+        sbx.files.write(f"{d}/seen.txt", "entry", request_timeout=10)
+        got, got_plain = [], []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got.extend(with_entry.get_new_events())
+            got_plain.extend(plain.get_new_events())
+            if any(e.name == "seen.txt" for e in got) and any(e.name == "seen.txt" for e in got_plain):
+                break
+            time.sleep(0.05)
+        create = next(e for e in got if e.type == FilesystemEventType.CREATE and e.name == "seen.txt")
+        assert create.entry is not None
+        assert create.entry.name == "seen.txt"
+        assert create.entry.path == f"{d}/seen.txt"
+        plain_create = next(e for e in got_plain if e.type == FilesystemEventType.CREATE and e.name == "seen.txt")
+        assert plain_create.entry is None, "no entry unless asked"
+    finally:
+        with_entry.stop()
+        plain.stop()
 
 
 def test_old_envd_version_refused_at_create(version):
