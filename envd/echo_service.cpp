@@ -101,6 +101,34 @@ void register_echo_service(rpc::Registry& registry) {
         co_return rpc::Status{};
       });
 
+  registry.bidi_stream<EchoRequest, EchoResponse>("envdtest.Echo", "Chat",
+                                                  [](rpc::CallContext&, rpc::Reader<EchoRequest>& in,
+                                                     rpc::Writer<EchoResponse>& out) -> asio::awaitable<rpc::Status> {
+                                                    Running running;
+                                                    EchoRequest msg;
+                                                    for (;;) {
+                                                      msg.Clear();
+                                                      auto r = co_await in.read(msg);
+                                                      if (r == rpc::ReadResult::end) break;
+                                                      if (r == rpc::ReadResult::error) {
+                                                        running.done = true;
+                                                        co_return in.status();
+                                                      }
+                                                      if (msg.text() == "fail") {
+                                                        running.done = true;
+                                                        co_return rpc::error(rpc::Code::aborted, "asked to fail");
+                                                      }
+                                                      EchoResponse resp;
+                                                      resp.set_text(msg.text());
+                                                      resp.set_payload(msg.payload());
+                                                      resp.set_number(msg.number());
+                                                      if (!co_await out.send(resp))
+                                                        co_return rpc::error(rpc::Code::canceled, "client gone");
+                                                    }
+                                                    running.done = true;
+                                                    co_return rpc::Status{};
+                                                  });
+
   registry.unary<FailRequest, EchoResponse>(
       "envdtest.Echo", "Fail",
       [](rpc::CallContext&, const FailRequest& req, EchoResponse&) -> asio::awaitable<rpc::Status> {

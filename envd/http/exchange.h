@@ -40,6 +40,9 @@ struct ResponseHead {
   Headers headers;
   // Known body length: sent as Content-Length. Unknown: chunked on HTTP/1.1, DATA frames on h2.
   std::optional<std::uint64_t> content_length;
+  // No body follows (content_length 0): HTTP/2 ends the stream with the HEADERS frame itself, as
+  // a gRPC trailers-only response must; HTTP/1.1 sends Content-Length: 0 as usual.
+  bool headers_only = false;
 };
 
 enum class BodyRead { data, end, error, too_large };

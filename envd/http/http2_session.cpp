@@ -226,7 +226,8 @@ asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
   nghttp2_data_provider prd{};
   prd.source.ptr = this;
   prd.read_callback = &Http2Session::read_response;
-  int rv = nghttp2_submit_response(session_->raw(), id_, nva.data(), nva.size(), &prd);
+  if (head.headers_only) out_eof_ = true;  // nothing is ever sent after this HEADERS frame
+  int rv = nghttp2_submit_response(session_->raw(), id_, nva.data(), nva.size(), head.headers_only ? nullptr : &prd);
   if (rv != 0) {
     mark_closed();
     co_return false;

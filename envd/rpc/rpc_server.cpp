@@ -92,7 +92,20 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   std::optional<std::string_view> header(std::string_view lower_name) const override {
     return ex_.request().header(lower_name);
   }
+  const Metadata& request_metadata() const override { return ex_.request().headers; }
+  std::string_view request_query() const override { return get_message_ ? ex_.request().query : std::string_view{}; }
   asio::any_io_executor executor() const override { return ex_.executor(); }
+  asio::awaitable<bool> send_headers() override {
+    if (wire_.protocol == Protocol::connect_unary) co_return !ex_.closed();
+    co_return co_await ensure_head();
+  }
+
+  // A Connect GET call: the request message comes from the query string, not the body, and its
+  // compression from the `compression` parameter.
+  void set_get_request(std::string message, std::string compression) {
+    get_message_ = std::move(message);
+    get_compression_ = std::move(compression);
+  }
 
   // --- setup: timeouts and compression. Returns a non-ok status to refuse the call.
   Status prepare() {
@@ -114,6 +127,8 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
     keepalive_interval = parse_keepalive_interval(req.header("keepalive-ping-interval"));
 
     std::string_view enc_header, accept_header;
+    std::optional<std::string_view> get_compression;
+    if (get_message_ && !get_compression_.empty()) get_compression = get_compression_;
     switch (wire_.protocol) {
       case Protocol::connect_unary:
         enc_header = "content-encoding";
@@ -129,7 +144,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         accept_header = "grpc-accept-encoding";
         break;
     }
-    if (auto enc = req.header(enc_header)) {
+    if (auto enc = get_message_ ? get_compression : req.header(enc_header)) {
       std::string e = http::to_lower(trim(*enc));
       if (e == "gzip") {
         request_gzip_ = true;
@@ -234,12 +249,18 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
     if (ex_.closed()) co_return;
     switch (wire_.protocol) {
       case Protocol::connect_unary: {
+        // Connect unary carries trailers as `trailer-` prefixed headers.
+        auto with_metadata = [this](http::Headers h) {
+          h.insert(h.end(), response_headers.begin(), response_headers.end());
+          for (const auto& [n, v] : response_trailers) h.emplace_back("trailer-" + n, v);
+          return h;
+        };
         if (!st.ok()) {
-          http::Headers h{{"content-type", "application/json"}};
+          http::Headers h = with_metadata({{"content-type", "application/json"}});
           co_await ex_.respond(http_status_for(st.code), std::move(h), connect_error_json(st));
           co_return;
         }
-        http::Headers h{{"content-type", wire_.content_type}};
+        http::Headers h = with_metadata({{"content-type", wire_.content_type}});
         std::string body = std::move(unary_response_);
         if (response_gzip_) {
           body = co_await compress(std::move(body));
@@ -250,23 +271,31 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       }
       case Protocol::connect_stream: {
         if (!co_await ensure_head()) co_return;
-        std::string end = "{}";
-        if (!st.ok()) end = "{\"error\":" + connect_error_json(st) + "}";
-        if (!co_await ex_.write_body(encode_envelope(kFlagConnectEndStream, end))) co_return;
+        if (!co_await ex_.write_body(encode_envelope(kFlagConnectEndStream, connect_end_stream(st)))) co_return;
         co_await ex_.finish();
         co_return;
       }
-      case Protocol::grpc: {
-        if (!co_await ensure_head()) co_return;
-        http::Headers trailers{{"grpc-status", std::to_string(static_cast<int>(st.code))}};
-        if (!st.message.empty()) trailers.emplace_back("grpc-message", grpc_percent_encode(st.message));
-        co_await ex_.finish(std::move(trailers));
-        co_return;
-      }
+      case Protocol::grpc:
       case Protocol::grpc_web: {
+        http::Headers trailers = grpc_trailers(st);
+        if (!ex_.head_sent() && !st.ok() && response_headers.empty()) {
+          // Trailers-only (gRPC's "Trailers-Only" response): an error before any message is one
+          // head with the status in it and no body; on HTTP/2 the HEADERS frame ends the stream.
+          // Not when the handler set headers: a client would take them for trailers.
+          http::ResponseHead head = response_head();
+          head.headers.insert(head.headers.end(), trailers.begin(), trailers.end());
+          head.content_length = 0;
+          head.headers_only = true;
+          if (co_await ex_.write_head(std::move(head))) co_await ex_.finish();
+          co_return;
+        }
         if (!co_await ensure_head()) co_return;
-        std::string t = "grpc-status: " + std::to_string(static_cast<int>(st.code)) + "\r\n";
-        if (!st.message.empty()) t += "grpc-message: " + grpc_percent_encode(st.message) + "\r\n";
+        if (wire_.protocol == Protocol::grpc) {
+          co_await ex_.finish(std::move(trailers));
+          co_return;
+        }
+        std::string t;
+        for (const auto& [n, v] : trailers) t += n + ": " + v + "\r\n";
         if (!co_await write_frame(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
         co_await ex_.finish();
         co_return;
@@ -275,6 +304,28 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   }
 
  private:
+  // The Connect end-of-stream message: the error if any, and the trailers as `metadata`.
+  std::string connect_end_stream(const Status& st) const {
+    std::string end = "{";
+    if (!st.ok()) end += "\"error\":" + connect_error_json(st);
+    if (!response_trailers.empty()) {
+      nlohmann::json md = nlohmann::json::object();
+      for (const auto& [n, v] : response_trailers) md[n].push_back(v);
+      if (!st.ok()) end += ",";
+      end += "\"metadata\":" + md.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    return end + "}";
+  }
+
+  // gRPC / gRPC-Web trailers: status, message, details, then the handler's trailers.
+  http::Headers grpc_trailers(const Status& st) const {
+    http::Headers t{{"grpc-status", std::to_string(static_cast<int>(st.code))}};
+    if (!st.message.empty()) t.emplace_back("grpc-message", grpc_percent_encode(st.message));
+    if (!st.details.empty()) t.emplace_back("grpc-status-details-bin", base64_encode(grpc_status_details(st), false));
+    t.insert(t.end(), response_trailers.begin(), response_trailers.end());
+    return t;
+  }
+
   // Encodes (and maybe gzips) a response message: on the loop when small, on the blocking pool
   // when large (cfg_.off_loop_encode_bytes). The message is not touched by anyone else meanwhile:
   // the handler awaits send().
@@ -316,10 +367,16 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
     if (unary_read_) co_return ReadResult::end;
     unary_read_ = true;
     std::string body;
-    auto r = co_await http::read_whole_body(ex_, body, cfg_.max_request_message_bytes);
-    if (r == http::BodyRead::too_large) co_return fail(too_large(body.size()));
-    if (r != http::BodyRead::end)
-      co_return fail(error(Code::canceled, "client disconnected while sending the request"));
+    if (get_message_) {
+      body = std::move(*get_message_);
+      get_message_ = std::string();  // still a GET call (request_query)
+      if (body.size() > cfg_.max_request_message_bytes) co_return fail(too_large(body.size()));
+    } else {
+      auto r = co_await http::read_whole_body(ex_, body, cfg_.max_request_message_bytes);
+      if (r == http::BodyRead::too_large) co_return fail(too_large(body.size()));
+      if (r != http::BodyRead::end)
+        co_return fail(error(Code::canceled, "client disconnected while sending the request"));
+    }
     if (request_gzip_) {
       std::string inflated;
       Status st = gzip_decompress(body, cfg_.max_request_message_bytes, inflated);
@@ -333,6 +390,10 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
 
   asio::awaitable<bool> ensure_head() {
     if (ex_.head_sent()) co_return !ex_.closed();
+    co_return co_await ex_.write_head(response_head());
+  }
+
+  http::ResponseHead response_head() const {
     http::ResponseHead head;
     head.status = 200;
     head.headers.emplace_back("content-type", wire_.content_type);
@@ -342,7 +403,8 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       if (response_gzip_) head.headers.emplace_back("grpc-encoding", "gzip");
       head.headers.emplace_back("grpc-accept-encoding", "gzip");
     }
-    co_return co_await ex_.write_head(std::move(head));
+    head.headers.insert(head.headers.end(), response_headers.begin(), response_headers.end());
+    return head;
   }
 
   http::Exchange& ex_;
@@ -357,7 +419,45 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   bool response_gzip_ = false;
   Status source_status_;
   std::string unary_response_;
+  std::optional<std::string> get_message_;  // Connect GET: the decoded `message` parameter
+  std::string get_compression_;             // Connect GET: the `compression` parameter
 };
+
+// Decodes one percent-encoded query component ('+' is a space, as in forms).
+std::string query_unescape(std::string_view in) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// The first value of `name` in a raw query string, decoded.
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    if (query_unescape(pair.substr(0, eq)) != name) continue;
+    return eq == std::string_view::npos ? std::string() : query_unescape(pair.substr(eq + 1));
+  }
+  return std::nullopt;
+}
 
 asio::awaitable<Status> run_handler(const Method& m, RpcCall& call) {
   try {
@@ -449,10 +549,46 @@ Status RpcServer::authenticate(http::Exchange& ex, const WireFormat& wire, User&
   return st;
 }
 
+namespace {
+
+// A Connect GET call (contract §1.3's Connect protocol; only for NO_SIDE_EFFECTS methods): the
+// `encoding` query parameter names the codec the request message is in and the answer takes.
+std::optional<WireFormat> connect_get_wire_format(std::string_view query) {
+  auto encoding = query_param(query, "encoding");
+  if (encoding == "proto") return WireFormat{Protocol::connect_unary, Codec::proto, "application/proto"};
+  if (encoding == "json") return WireFormat{Protocol::connect_unary, Codec::json, "application/json"};
+  return std::nullopt;
+}
+
+// The request message of a Connect GET call: `message`, URL-safe base64 (padded or not) when
+// `base64=1`.
+Status connect_get_message(std::string_view query, std::string& message) {
+  auto m = query_param(query, "message");
+  if (!m) return error(Code::invalid_argument, "protocol error: missing \"message\" query parameter");
+  if (query_param(query, "base64") == "1") {
+    std::string_view b64 = *m;
+    while (!b64.empty() && b64.back() == '=') b64.remove_suffix(1);
+    std::string urlsafe(b64);
+    for (char& c : urlsafe) {
+      if (c == '+') c = '-';
+      if (c == '/') c = '_';
+    }
+    auto decoded = base64_decode(urlsafe, Base64::url_unpadded);
+    if (!decoded) return error(Code::invalid_argument, "protocol error: invalid base64 in \"message\" query parameter");
+    message = std::move(*decoded);
+  } else {
+    message = std::move(*m);
+  }
+  return {};
+}
+
+}  // namespace
+
 asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   const auto& req = ex.request();
   User user;
-  auto wire = detect_wire_format(req.header("content-type").value_or(""));
+  const bool is_get = req.method == "GET";
+  auto wire = is_get ? connect_get_wire_format(req.query) : detect_wire_format(req.header("content-type").value_or(""));
   if (authenticator_) {
     // Like envd's authn middleware, this runs before method and content-type checks; its error
     // takes the shape of the protocol the request speaks (plain JSON when that is unknown).
@@ -465,7 +601,12 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   }
   bool service_known = false;
   const Method* m = registry_.find(req.path, &service_known);
-  if (req.method != "POST" || !wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
+  if (is_get && m && m->no_side_effects && m->kind == MethodKind::unary) {
+    if (!wire) {
+      co_await refuse_transport(ex, false);
+      co_return;
+    }
+  } else if (req.method != "POST" || !wire || (m && !streaming_protocol_fits(wire->protocol, m->kind))) {
     co_await refuse_transport(ex, req.method != "POST");
     co_return;
   }
@@ -477,7 +618,13 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   RpcCall call(ex, *wire, config_);
   call.user = std::move(user);
 
-  Status st = call.prepare();
+  Status st;
+  if (is_get) {
+    std::string message;
+    st = connect_get_message(req.query, message);
+    call.set_get_request(std::move(message), query_param(req.query, "compression").value_or(""));
+  }
+  if (st.ok()) st = call.prepare();
   if (st.ok() && shutdown_status_) st = *shutdown_status_;
   if (st.ok()) {
     // What can end the call early (client gone, deadline, shutdown) is the request's scope; here

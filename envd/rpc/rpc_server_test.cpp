@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
+#include "envd/base64.h"
 #include "envd/blocking.h"
 #include "envd/echo_service.h"
 #include "envd/rpc/envelope.h"
@@ -120,7 +121,8 @@ TEST_CASE("rpc: content types, methods and bad requests") {
   f.run(stream_ct);
   CHECK(stream_ct.status == 415);
 
-  auto get = f.post("/envdtest.Echo/Echo", "application/json");
+  // Fail has side effects: no GET (Echo, NO_SIDE_EFFECTS, takes one).
+  auto get = f.post("/envdtest.Echo/Fail", "application/json");
   get.method = "GET";
   FakeExchange g(f.io, get);
   f.run(g);
@@ -179,14 +181,18 @@ TEST_CASE("rpc: stream errors go in the end frame with HTTP 200") {
 
 TEST_CASE("rpc: gRPC and gRPC-Web carry status in trailers") {
   Fixture f;
+  // An error before any message is a trailers-only response: the status is in the one head.
   FakeExchange g(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"), {rpc::encode_envelope(0, "")});
   f.run(g);
   CHECK(g.status == 200);
-  CHECK(http::find_header(g.trailers, "grpc-status") == "3");  // empty FailRequest: unknown code name
+  CHECK(g.header("grpc-status") == "3");  // empty FailRequest: unknown code name
+  CHECK(g.header("content-type") == "application/grpc");
+  CHECK(g.body.empty());
+  CHECK(g.trailers.empty());
   // No request message at all: connect-go's "unary request has zero messages" (unimplemented).
   FakeExchange none(f.io, f.post("/envdtest.Echo/Fail", "application/grpc"));
   f.run(none);
-  CHECK(http::find_header(none.trailers, "grpc-status") == "12");
+  CHECK(none.header("grpc-status") == "12");
 
   FakeExchange w(f.io, f.post("/envdtest.Echo/Echo", "application/grpc-web+json"),
                  {rpc::encode_envelope(0, R"({"text":"w"})")});
@@ -199,7 +205,16 @@ TEST_CASE("rpc: gRPC and gRPC-Web carry status in trailers") {
 
   FakeExchange un(f.io, f.post("/process.Process/Nope", "application/grpc"));
   f.run(un);
-  CHECK(http::find_header(un.trailers, "grpc-status") == "12");
+  CHECK(un.header("grpc-status") == "12");
+
+  // After a message, the status comes in trailers.
+  FakeExchange late(f.io, f.post("/envdtest.Echo/Ticks", "application/grpc+json"),
+                    {rpc::encode_envelope(0, R"({"count":1,"failCode":"not_found"})")});
+  f.run(late);
+  CHECK_FALSE(late.header("grpc-status"));
+  CHECK(frames(late.body).size() == 1);
+  CHECK(http::find_header(late.trailers, "grpc-status") == "5");
+  CHECK(http::find_header(late.trailers, "grpc-message") == "failed after 1 messages");
 }
 
 TEST_CASE("rpc: client streaming counts messages; gzip request messages are inflated") {
@@ -272,8 +287,8 @@ TEST_CASE("rpc: shutdown ends running calls with its status and refuses new ones
   REQUIRE_FALSE(fr.empty());
   CHECK(fr.back().first == rpc::kFlagConnectEndStream);
   CHECK(fr.back().second == R"({"error":{"code":"unavailable","message":"envd is shutting down"}})");
-  CHECK(http::find_header(grpc.trailers, "grpc-status") == "14");
-  CHECK(http::find_header(grpc.trailers, "grpc-message") == "envd is shutting down");
+  CHECK(grpc.header("grpc-status") == "14");  // trailers-only: nothing was sent before
+  CHECK(grpc.header("grpc-message") == "envd is shutting down");
 
   FakeExchange late(f.io, f.post("/envdtest.Echo/Echo", "application/json"), {"{}"});
   f.run(late);
@@ -359,4 +374,153 @@ TEST_CASE("rpc: large responses are encoded on the blocking pool, small ones on 
     CHECK(t.payload().size() == 500);
   }
   CHECK(jobs() == before + 6);
+}
+
+TEST_CASE("rpc: bidi streaming answers each message in turn; an error ends the stream") {
+  Fixture f;
+  FakeExchange ex(f.io, f.post("/envdtest.Echo/Chat", "application/connect+json"),
+                  {rpc::encode_envelope(0, R"({"text":"a"})"), rpc::encode_envelope(0, R"({"text":"b"})")});
+  f.run(ex);
+  auto fr = frames(ex.body);
+  REQUIRE(fr.size() == 3);
+  CHECK(fr[0].second == R"({"text":"a"})");
+  CHECK(fr[1].second == R"({"text":"b"})");
+  CHECK(fr[2] == std::pair<int, std::string>{rpc::kFlagConnectEndStream, "{}"});
+
+  FakeExchange g(f.io, f.post("/envdtest.Echo/Chat", "application/grpc+json"),
+                 {rpc::encode_envelope(0, R"({"text":"a"})"), rpc::encode_envelope(0, R"({"text":"fail"})")});
+  f.run(g);
+  CHECK(frames(g.body).size() == 1);
+  CHECK(http::find_header(g.trailers, "grpc-status") == "10");
+
+  // A bidi method is a streaming method: Connect unary content types are refused.
+  FakeExchange unary(f.io, f.post("/envdtest.Echo/Chat", "application/json"), {"{}"});
+  f.run(unary);
+  CHECK(unary.status == 415);
+}
+
+TEST_CASE("rpc: Connect GET calls a side-effect-free method with the message in the query") {
+  Fixture f;
+  auto get = [](std::string target) {
+    http::RequestHead h;
+    h.method = "GET";
+    h.target = std::move(target);
+    return h;
+  };
+  FakeExchange json(f.io, get("/envdtest.Echo/Echo?connect=v1&encoding=json&message=%7B%22text%22%3A%22hi%22%7D"));
+  f.run(json);
+  CHECK(json.status == 200);
+  CHECK(json.header("content-type") == "application/json");
+  CHECK(json.body == R"({"text":"hi"})");
+
+  // EchoRequest{text: "hi"} in binary, URL-safe base64 without padding.
+  FakeExchange proto(f.io, get("/envdtest.Echo/Echo?encoding=proto&base64=1&message=CgJoaQ"));
+  f.run(proto);
+  CHECK(proto.status == 200);
+  CHECK(proto.header("content-type") == "application/proto");
+  CHECK(proto.body == std::string("\x0a\x02hi", 4));
+
+  FakeExchange no_message(f.io, get("/envdtest.Echo/Echo?encoding=json"));
+  f.run(no_message);
+  CHECK(no_message.status == 400);
+  CHECK(no_message.body.find("invalid_argument") != std::string::npos);
+
+  FakeExchange no_encoding(f.io, get("/envdtest.Echo/Echo?message=%7B%7D"));
+  f.run(no_encoding);
+  CHECK(no_encoding.status == 415);
+
+  // Only methods declared NO_SIDE_EFFECTS take GET.
+  FakeExchange side_effects(f.io, get("/envdtest.Echo/Fail?encoding=json&message=%7B%7D"));
+  f.run(side_effects);
+  CHECK(side_effects.status == 405);
+}
+
+TEST_CASE("rpc: handlers' response headers, trailers and error details reach every protocol") {
+  namespace asio = boost::asio;
+  rpc::Registry registry;
+  registry.add_service(envdtest::EchoRequest::descriptor()->file()->FindServiceByName("Echo"));
+  registry.unary<envdtest::EchoRequest, envdtest::EchoResponse>(
+      "envdtest.Echo", "Echo",
+      [](rpc::CallContext& ctx, const envdtest::EchoRequest& req,
+         envdtest::EchoResponse& resp) -> asio::awaitable<rpc::Status> {
+        ctx.response_headers.emplace_back("x-h", "1");
+        ctx.response_trailers.emplace_back("x-t", "2");
+        if (req.text() == "fail") {
+          rpc::Status st = rpc::error(rpc::Code::not_found, "nope");
+          st.details.push_back({"envdtest.EchoRequest", req.SerializeAsString()});
+          co_return st;
+        }
+        resp.set_text(req.text());
+        co_return rpc::Status{};
+      });
+  registry.server_stream<envdtest::EchoRequest, envdtest::EchoResponse>(
+      "envdtest.Echo", "UnimplementedStream",
+      [](rpc::CallContext& ctx, const envdtest::EchoRequest&,
+         rpc::Writer<envdtest::EchoResponse>&) -> asio::awaitable<rpc::Status> {
+        ctx.response_headers.emplace_back("x-h", "1");
+        if (!co_await ctx.send_headers()) co_return rpc::error(rpc::Code::canceled, "gone");
+        ctx.response_trailers.emplace_back("x-t", "2");
+        ctx.response_trailers.emplace_back("x-t", "3");
+        co_return rpc::Status{};
+      });
+  rpc::RpcServer server(registry, rpc::RpcConfig{});
+  asio::io_context io;
+  auto run = [&](FakeExchange& ex) {
+    asio::co_spawn(io, server.serve(ex), asio::detached);
+    io.run();
+    io.restart();
+  };
+  auto post = [](std::string path, std::string ct) {
+    http::RequestHead h;
+    h.method = "POST";
+    h.target = std::move(path);
+    h.headers.emplace_back("content-type", std::move(ct));
+    return h;
+  };
+
+  FakeExchange ok(io, post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"a"})"});
+  run(ok);
+  CHECK(ok.status == 200);
+  CHECK(ok.header("x-h") == "1");
+  CHECK(ok.header("trailer-x-t") == "2");
+
+  FakeExchange err(io, post("/envdtest.Echo/Echo", "application/json"), {R"({"text":"fail"})"});
+  run(err);
+  CHECK(err.status == 404);
+  CHECK(err.header("x-h") == "1");
+  CHECK(err.header("trailer-x-t") == "2");
+  // EchoRequest{text: "fail"} = 0a 04 66 61 69 6c, base64 without padding.
+  CHECK(err.body ==
+        R"({"code":"not_found","details":[{"type":"envdtest.EchoRequest","value":"CgRmYWls"}],"message":"nope"})");
+
+  FakeExchange stream(io, post("/envdtest.Echo/UnimplementedStream", "application/connect+json"),
+                      {rpc::encode_envelope(0, "{}")});
+  run(stream);
+  CHECK(stream.header("x-h") == "1");
+  auto fr = frames(stream.body);
+  REQUIRE(fr.size() == 1);
+  CHECK(fr[0].second == R"({"metadata":{"x-t":["2","3"]}})");
+
+  // gRPC error with headers set: not trailers-only (the headers would read as trailers).
+  FakeExchange grpc(io, post("/envdtest.Echo/Echo", "application/grpc+json"),
+                    {rpc::encode_envelope(0, R"({"text":"fail"})")});
+  run(grpc);
+  CHECK(grpc.header("x-h") == "1");
+  CHECK_FALSE(grpc.header("grpc-status"));
+  CHECK(http::find_header(grpc.trailers, "grpc-status") == "5");
+  CHECK(http::find_header(grpc.trailers, "x-t") == "2");
+  auto bin = http::find_header(grpc.trailers, "grpc-status-details-bin");
+  REQUIRE(bin);
+  auto details = base64_decode(*bin, Base64::url_unpadded);  // no +/ in this one
+  REQUIRE(details);
+  CHECK(details->find("type.googleapis.com/envdtest.EchoRequest") != std::string::npos);
+  CHECK(details->find("nope") != std::string::npos);
+
+  FakeExchange web(io, post("/envdtest.Echo/UnimplementedStream", "application/grpc-web+json"),
+                   {rpc::encode_envelope(0, "{}")});
+  run(web);
+  auto wf = frames(web.body);
+  REQUIRE(wf.size() == 1);
+  CHECK(wf[0].first == rpc::kFlagGrpcWebTrailers);
+  CHECK(wf[0].second == "grpc-status: 0\r\nx-t: 2\r\nx-t: 3\r\n");
 }

@@ -1,6 +1,7 @@
 #include "envd/rpc/service.h"
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/message.h>
 #include <memory>
 #include <stdexcept>
@@ -28,6 +29,7 @@ void Registry::add_service(const google::protobuf::ServiceDescriptor* service) {
     method.name = m->name();
     method.kind = m->client_streaming() ? (m->server_streaming() ? MethodKind::bidi_stream : MethodKind::client_stream)
                                         : (m->server_streaming() ? MethodKind::server_stream : MethodKind::unary);
+    method.no_side_effects = m->options().idempotency_level() == google::protobuf::MethodOptions::NO_SIDE_EFFECTS;
     method.request_prototype = factory->GetPrototype(m->input_type());
     method.response_prototype = factory->GetPrototype(m->output_type());
     std::string full = m->full_name();

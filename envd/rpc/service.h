@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "envd/blocking.h"
 #include "envd/rpc/status.h"
@@ -26,12 +28,30 @@ namespace asio = boost::asio;
 
 enum class MethodKind { unary, server_stream, client_stream, bidi_stream };
 
+// Metadata as (lowercase name, value) pairs, in order; a name may repeat.
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
 class CallContext {
  public:
   virtual ~CallContext() = default;
   // Request metadata (HTTP headers / gRPC metadata), lowercase names.
   virtual std::optional<std::string_view> header(std::string_view lower_name) const = 0;
+  // All of it, in the order received.
+  virtual const Metadata& request_metadata() const = 0;
+  // The raw query string of a Connect GET call (empty for POST).
+  virtual std::string_view request_query() const = 0;
   virtual asio::any_io_executor executor() const = 0;
+
+  // Response metadata the handler adds (lowercase names). Headers go out with the response head:
+  // set them before the first send() or send_headers(). Trailers go out when the call ends (gRPC
+  // trailers, gRPC-Web trailer frame, Connect end-stream `metadata`, Connect unary `trailer-*`
+  // headers), for a success or an error alike.
+  Metadata response_headers;
+  Metadata response_trailers;
+  // Streaming calls: sends the response head now, before any message, so the client sees the
+  // headers at once. False once the client is gone. (Connect unary: nothing to do.)
+  virtual asio::awaitable<bool> send_headers() = 0;
+
   // The client's timeout (Connect-Timeout-Ms / grpc-timeout), if any. The RPC layer enforces it
   // on the call; a service may also use it (process.Start bounds the process lifetime with it).
   std::optional<std::chrono::nanoseconds> timeout;
@@ -102,6 +122,8 @@ struct Method {
   std::string service;  // "process.Process"
   std::string name;     // "Start"
   MethodKind kind = MethodKind::unary;
+  // `option idempotency_level = NO_SIDE_EFFECTS`: Connect clients may call it with GET.
+  bool no_side_effects = false;
   const google::protobuf::Message* request_prototype = nullptr;
   const google::protobuf::Message* response_prototype = nullptr;
   GenericHandler handler;
@@ -151,6 +173,20 @@ class Registry {
           Status st = co_await fn(ctx, r, resp);
           if (st.ok()) co_await sink.send(resp);
           co_return st;
+        });
+  }
+
+  // Reads and writes interleave as the handler likes: over HTTP/2 both directions are open at once
+  // (full duplex); over HTTP/1.1 a client sends its whole request stream first (half duplex).
+  template <class Req, class Resp>
+  void bidi_stream(std::string_view service, std::string_view method,
+                   std::function<asio::awaitable<Status>(CallContext&, Reader<Req>&, Writer<Resp>&)> fn) {
+    set_handler(
+        service, method,
+        [fn = std::move(fn)](CallContext& ctx, MessageSource& src, MessageSink& sink) -> asio::awaitable<Status> {
+          Reader<Req> r(src);
+          Writer<Resp> w(sink);
+          co_return co_await fn(ctx, r, w);
         });
   }
 

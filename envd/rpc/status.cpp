@@ -1,7 +1,10 @@
 #include "envd/rpc/status.h"
 
 #include <array>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+
+#include "envd/base64.h"
 
 namespace envd::rpc {
 
@@ -67,7 +70,46 @@ std::string connect_error_json(const Status& status) {
   nlohmann::json j;
   j["code"] = std::string(code_name(status.code));
   if (!status.message.empty()) j["message"] = status.message;
+  if (!status.details.empty()) {
+    auto details = nlohmann::json::array();
+    for (const auto& d : status.details) {
+      details.push_back({{"type", d.type}, {"value", base64_encode(d.value, false)}});
+    }
+    j["details"] = std::move(details);
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+// Protobuf wire format, just what google.rpc.Status needs (its .proto is not among the system's).
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+void put_bytes(std::string& out, int field, std::string_view bytes) {
+  put_varint(out, (static_cast<std::uint64_t>(field) << 3) | 2);
+  put_varint(out, bytes.size());
+  out.append(bytes);
+}
+}  // namespace
+
+std::string grpc_status_details(const Status& status) {
+  std::string out;
+  if (status.code != Code::ok) {
+    put_varint(out, 1 << 3);  // code: varint
+    put_varint(out, static_cast<std::uint64_t>(status.code));
+  }
+  if (!status.message.empty()) put_bytes(out, 2, status.message);
+  for (const auto& d : status.details) {
+    std::string any;  // google.protobuf.Any: type_url = 1, value = 2
+    put_bytes(any, 1, "type.googleapis.com/" + d.type);
+    if (!d.value.empty()) put_bytes(any, 2, d.value);
+    put_bytes(out, 3, any);
+  }
+  return out;
 }
 
 std::string grpc_percent_encode(std::string_view message) {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace envd::rpc {
 
@@ -33,18 +34,35 @@ int http_status_for(Code code);
 // Maps an HTTP status of a non-RPC answer to a code (gRPC's HTTP-to-status table).
 Code code_from_http_status(int status);
 
+// One error detail: a protobuf message carried with an error (Connect `details`, gRPC
+// `grpc-status-details-bin`), as its full message name and its binary encoding.
+struct ErrorDetail {
+  std::string type;   // "connectrpc.conformance.v1.RequestInfo"
+  std::string value;  // serialized message
+};
+
 struct Status {
   Code code = Code::ok;
   std::string message;
+  std::vector<ErrorDetail> details;
 
   bool ok() const { return code == Code::ok; }
   static Status Ok() { return {}; }
 };
 
-inline Status error(Code code, std::string message) { return Status{code, std::move(message)}; }
+inline Status error(Code code, std::string message) {
+  Status st;
+  st.code = code;
+  st.message = std::move(message);
+  return st;
+}
 
-// `{"code":"not_found","message":"..."}`: the Connect error object.
+// `{"code":"not_found","message":"...","details":[{"type":"...","value":"<base64>"}]}`: the
+// Connect error object (detail values in unpadded standard base64, as connect-go writes them).
 std::string connect_error_json(const Status& status);
+// The binary google.rpc.Status (code, message, details as google.protobuf.Any) that gRPC and
+// gRPC-Web carry base64-encoded in `grpc-status-details-bin`.
+std::string grpc_status_details(const Status& status);
 // Percent-encodes a grpc-message value (bytes outside 0x20..0x7E and '%').
 std::string grpc_percent_encode(std::string_view message);
 

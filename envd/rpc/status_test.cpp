@@ -33,3 +33,12 @@ TEST_CASE("status: Connect error JSON and gRPC message encoding") {
   CHECK(connect_error_json(error(Code::internal, "")) == R"({"code":"internal"})");
   CHECK(grpc_percent_encode("a b%c\n\xc3\xa9") == "a b%25c%0A%C3%A9");
 }
+
+TEST_CASE("status: error details in the Connect error object and in google.rpc.Status") {
+  Status st = error(Code::not_found, "m");
+  st.details.push_back({"a.B", std::string("\x08\x01", 2)});
+  CHECK(connect_error_json(st) == R"({"code":"not_found","details":[{"type":"a.B","value":"CAE"}],"message":"m"})");
+  // code 5, message "m", one Any{type_url, value}: protobuf wire bytes.
+  static constexpr char kWire[] = "\x08\x05\x12\x01m\x1a\x1d\x0a\x17type.googleapis.com/a.B\x12\x02\x08\x01";
+  CHECK(grpc_status_details(st) == std::string(kWire, sizeof kWire - 1));
+}

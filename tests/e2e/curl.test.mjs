@@ -171,7 +171,7 @@ for (const m of MODES) {
     });
 
     it("GET on an RPC path → 405; POST on /health → 405", async () => {
-      const r = await curl("/envdtest.Echo/Echo", m.flags);
+      const r = await curl("/envdtest.Echo/Fail", m.flags);  // Echo (NO_SIDE_EFFECTS) takes Connect GET
       assert.equal(r.status, 405);
       const r2 = await curl("/health", [...m.flags, "-X", "POST"]);
       assert.equal(r2.status, 405);
