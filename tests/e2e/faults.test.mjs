@@ -262,3 +262,164 @@ describe("SIGTERM to envd with streams, watches, uploads and downloads in flight
     }
   });
 });
+
+describe("misbehaving children", () => {
+  let d;
+  before(async () => { d = await startEnvd({ testServices: false, extraArgs: ["--isnotfc", ...cgroupArgs(), "--shutdown-timeout-ms", "60000"] }); });
+  after(async () => { await d?.stop(); });
+  const pidSel = (pid) => ({ selector: { case: "pid", value: pid } });
+
+  it("a child that ignores SIGTERM: SendSignal(SIGTERM) succeeds and changes nothing, SIGKILL ends it; envd's own SIGTERM does not wait for it", async () => {
+    for (const version of ["1.1", "2"]) {
+      const { proc } = clients(d, version);
+      // The shell ignores TERM (so does everything it starts: SIG_IGN survives exec), then echoes
+      // each line it reads: an echo after the signal proves the signal was taken and ignored.
+      const s = await startStream(proc, { process: { cmd: "/bin/sh", args: ["-c", "trap '' TERM; echo ready; while read l; do echo \"got $l\"; done"] }, stdin: true });
+      await waitFor(() => s.stdout.includes("ready"), { what: "ready" });
+      await proc.sendSignal({ process: pidSel(s.pid), signal: 15 });
+      await proc.sendInput({ process: pidSel(s.pid), input: { input: { case: "stdin", value: Buffer.from("after-term\n") } } });
+      await waitFor(() => s.stdout.includes("got after-term"), { what: "the child still answering after SIGTERM" });
+      assert.equal(s.end, undefined);
+      assert.ok(running(s.pid));
+      await proc.sendSignal({ process: pidSel(s.pid), signal: 9 });
+      const r = await withTimeout(s.done, 5000, "the end after SIGKILL");
+      assert.equal(r.error, null, String(r.error));
+      assert.equal(r.end?.status, "signal: killed");
+      assert.equal(r.end?.exited, false);
+    }
+    // envd's own shutdown neither signals nor waits for such a child.
+    const e = await startEnvd({ testServices: false, extraArgs: ["--isnotfc", ...cgroupArgs(), "--shutdown-timeout-ms", "60000"] });
+    const { proc } = clients(e, "2");
+    const s = await startStream(proc, { process: { cmd: "/bin/sh", args: ["-c", "trap '' TERM HUP INT; echo ready; exec sleep 1000"] } });
+    try {
+      await waitFor(() => s.stdout.includes("ready"), { what: "ready" });
+      e.child.kill("SIGTERM");
+      const exit = await waitFor(() => e.exitStatus(), { timeoutMs: 10000, what: "envd to exit" });
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.doesNotMatch(e.stderr(), /requests still open after/);
+      assert.equal((await s.done).error?.code, Code.Unavailable);
+      assert.ok(running(s.pid), "the child outlives envd");
+    } finally {
+      killGroup(s.pid);
+      await e.stop();
+    }
+  });
+
+  it("a process that closes its stdout early: its stderr still streams and the stream ends with its real exit, not at EOF", async () => {
+    for (const version of ["1.1", "2"]) {
+      const { proc } = clients(d, version);
+      // stdout closed at once; stderr later; the exit code waits for a line on stdin.
+      let s = await startStream(proc, { process: { cmd: "/bin/sh", args: ["-c", "echo first; exec 1>&-; echo err-after-close >&2; read l; echo \"bye $l\" >&2; exit 3"] }, stdin: true });
+      await waitFor(() => s.stderr.includes("err-after-close"), { what: "stderr after stdout closed" });
+      assert.equal(s.end, undefined, "the stream did not end at stdout's EOF");
+      await proc.sendInput({ process: pidSel(s.pid), input: { input: { case: "stdin", value: Buffer.from("now\n") } } });
+      let r = await withTimeout(s.done, 5000, "end");
+      assert.equal(r.error, null, String(r.error));
+      assert.equal(r.stdout, "first\n");
+      assert.equal(r.stderr, "err-after-close\nbye now\n");
+      assert.equal(r.end?.exitCode, 3);
+      assert.equal(r.end?.status, "exit status 3");
+      // Both outputs closed while it keeps running: the stream stays open until it exits.
+      s = await startStream(proc, { process: { cmd: "/bin/sh", args: ["-c", "echo going-quiet; exec >&- 2>&-; read l; exit 4"] }, stdin: true });
+      await waitFor(() => s.stdout.includes("going-quiet"), { what: "output before the close" });
+      // The child closed both before blocking on stdin: envd sees both EOFs while it lives on.
+      const listed = await proc.list({});
+      assert.ok(listed.processes.some((p) => p.pid === s.pid), "still listed");
+      assert.equal(s.end, undefined);
+      await proc.sendInput({ process: pidSel(s.pid), input: { input: { case: "stdin", value: Buffer.from("x\n") } } });
+      r = await withTimeout(s.done, 5000, "end");
+      assert.equal(r.error, null, String(r.error));
+      assert.equal(r.end?.exitCode, 4);
+    }
+  });
+});
+
+describe("the kernel's inotify limits (in a user namespace of envd's own; the host's sysctls are untouched)", () => {
+  // envd runs as root of a new user namespace mapped to root, whose user.max_inotify_* limits
+  // the test sets (they bound every process in that namespace, on top of the host's).
+  const haveUserns = spawnSync("unshare", ["-U", "--map-root-user", "true"]).status === 0;
+  const skip = haveUserns ? false : "unshare -U is not available";
+  const inNs = (instances, watches) => ["unshare", "-U", "--map-root-user", "sh", "-c",
+    `echo ${instances} > /proc/sys/user/max_inotify_instances && echo ${watches} > /proc/sys/user/max_inotify_watches && exec "$0" "$@"`];
+  const setNs = (pid, name, value) => {
+    const r = spawnSync("nsenter", ["-t", String(pid), "-U", "sh", "-c", `echo ${value} > /proc/sys/user/${name}`]);
+    assert.equal(r.status, 0, r.stderr.toString());
+  };
+  /** Number of inotify watches envd holds (fdinfo lines of its inotify fds). */
+  const watchCount = (pid) => readdirSync(`/proc/${pid}/fd`).reduce((n, fd) => {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== "anon_inode:inotify") return n;
+      return n + readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").split("\n").filter((l) => l.startsWith("inotify wd:")).length;
+    } catch { return n; }
+  }, 0);
+  const errOf = (p) => p.then(() => null, (e) => e);
+
+  async function watchUntilCreate(fs, path, name) {
+    const ac = new AbortController();
+    try {
+      for await (const m of fs.watchDir({ path }, { signal: ac.signal })) {
+        if (m.event.case === "start") writeFileSync(join(path, name), "");
+        else if (m.event.case === "filesystem" && m.event.value.name === name) { ac.abort(); return true; }
+      }
+    } catch (e) {
+      if (!(e instanceof ConnectError && e.code === Code.Canceled)) throw e;
+      return true;
+    }
+    return false;
+  }
+
+  it("instance limit: WatchDir and CreateWatcher answer a clear internal error; once an instance is free the next watch works without a restart", { skip }, async () => {
+    const d = await startEnvd({ testServices: false, prefix: inNs(0, 1000), extraArgs: ["--isnotfc", "-no-cgroups"] });
+    try {
+      const { fs } = clients(d, "2");
+      const dir = freshDir("inst");
+      const expected = /^error creating watcher: inotify_init1: too many open files \(envd's open files limit, or the kernel's inotify instance limit: fs\.inotify\.max_user_instances = \d+, user\.max_inotify_instances = 0 in envd's user namespace\)$/;
+      let e = await errOf((async () => { for await (const m of fs.watchDir({ path: dir })) void m; })());
+      assert.equal(e?.code, Code.Internal, String(e));
+      assert.match(e.rawMessage, expected);
+      e = await errOf(fs.createWatcher({ path: dir }));
+      assert.equal(e?.code, Code.Internal, String(e));
+      assert.match(e.rawMessage, expected);
+      assert.equal((await fetch(d.url("/health"))).status, 204);
+      setNs(d.pid, "max_inotify_instances", 1);
+      assert.ok(await watchUntilCreate(fs, dir, "after"), "the watch works once an instance is allowed");
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it("watch limit: a recursive watch past it fails naming the limit and keeps none of its watches; the default budget is half the namespace's limit", { skip }, async () => {
+    const dir = freshDir("wl");
+    for (const s of ["a", "b", "c", "d", "e", "f"]) mkdirSync(join(dir, s));
+    // Budget above the kernel's limit: the kernel refuses first.
+    let d = await startEnvd({ testServices: false, prefix: inNs(128, 4), extraArgs: ["--isnotfc", "-no-cgroups", "--max-inotify-watches", "100"] });
+    try {
+      const { fs } = clients(d, "2");
+      const e = await errOf(fs.createWatcher({ path: dir, recursive: true }));
+      assert.equal(e?.code, Code.Internal, String(e));
+      assert.match(e.rawMessage, /^error adding path .* to watcher: the kernel's inotify watch limit is reached \(fs\.inotify\.max_user_watches = \d+, user\.max_inotify_watches = 4 in envd's user namespace; raise it with sysctl -w fs\.inotify\.max_user_watches=N\)$/);
+      assert.equal(watchCount(d.pid), 0, "the failed watch released what it had added");
+      // What fits still works, and the daemon serves on.
+      const { watcherId } = await fs.createWatcher({ path: join(dir, "a") });
+      writeFileSync(join(dir, "a", "x"), "");
+      const ev = await waitFor(async () => (await fs.getWatcherEvents({ watcherId })).events.find((x) => x.name === "x"), { what: "an event on the watch that fits" });
+      assert.ok(ev);
+      await fs.removeWatcher({ watcherId });
+      assert.equal(watchCount(d.pid), 0);
+      // Raised again (as an operator would): the recursive watch works, no restart.
+      setNs(d.pid, "max_inotify_watches", 100);
+      assert.ok(await watchUntilCreate(fs, dir, "y"));
+    } finally {
+      await d.stop();
+    }
+    // Default budget: half of the namespace's limit (not of the host's).
+    d = await startEnvd({ testServices: false, prefix: inNs(128, 4), extraArgs: ["--isnotfc", "-no-cgroups"] });
+    try {
+      const { fs } = clients(d, "2");
+      const e = await errOf(fs.createWatcher({ path: dir, recursive: true }));
+      assert.match(e?.rawMessage ?? String(e), /envd's inotify watch budget of 2 watches is used up/);
+    } finally {
+      await d.stop();
+    }
+  });
+});
