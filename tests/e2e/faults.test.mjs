@@ -20,8 +20,9 @@ import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import {
   startEnvd, service, waitFor, delay, withTimeout, rawConnect, parseH1Responses, h1Request, h2Connect,
-  HOST,
+  connectJson, HOST,
 } from "./lib/envd.mjs";
+import http2 from "node:http2";
 
 const it = (name, opts, fn) => (typeof opts === "function" ? nodeIt(name, { timeout: 30000 }, opts) : nodeIt(name, { timeout: 30000, ...opts }, fn));
 
@@ -422,4 +423,277 @@ describe("the kernel's inotify limits (in a user namespace of envd's own; the ho
       await d.stop();
     }
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Client disconnects at every stage. After each case envd holds no more fds than before it (the
+// process a complete Start request started is killed first: its pipes are legitimately envd's),
+// no file under the test directory is open, and /health answers.
+
+describe("client disconnects at every stage of a Start stream, an upload and a download (HTTP/1.1 and h2c)", () => {
+  let d, dir, baseline;
+  const BIG = 32 * 1024 * 1024;
+  let big, old;
+  before(async () => {
+    d = await startEnvd({ testServices: false, extraArgs: ["--isnotfc", ...cgroupArgs(), "--process-retention-ms", "100"] });
+    dir = freshDir("stages");
+    big = join(dir, "big.bin");
+    writeFileSync(big, randomBytes(BIG));
+    old = Buffer.alloc(4096, "o");
+    // Warm up what opens lazily, then take the baseline with no client connected.
+    const r = await connectJson(d.port, "/process.Process/List", {});
+    assert.equal(r.status, 200);
+    let last = -1;
+    let since = Date.now();
+    await waitFor(() => {
+      const n = d.openFds();
+      if (n !== last) { last = n; since = Date.now(); }
+      return Date.now() - since >= 300;
+    }, { what: "a stable fd count" });
+    baseline = last;
+  });
+  after(async () => { await d?.stop(); });
+
+  // Kills the process of `tag` if there is one. A request that reached envd just before the
+  // client left may still be spawning: signal again on every poll until it is not listed.
+  const killTag = async (tag) => {
+    await waitFor(async () => {
+      const r = await connectJson(d.port, "/process.Process/SendSignal", { process: { tag }, signal: "SIGNAL_SIGKILL" });
+      assert.ok(r.status === 200 || r.json?.code === "not_found", `SendSignal: ${r.status} ${r.body}`);
+      return !(await connectJson(d.port, "/process.Process/List", {})).json?.processes?.some((p) => p.tag === tag);
+    }, { what: `${tag} gone` });
+  };
+  const settled = async (what) => {
+    await waitFor(() => d.openFds() <= baseline && openFilesUnder(d.pid, dir).length === 0, {
+      timeoutMs: 10000, what: `${what}: fds back to ${baseline} (now ${d.openFds()}: ${d.fdTargets().slice(baseline - 2).join(", ")})`,
+    });
+    assert.equal((await h1Request(d.port, { method: "GET", path: "/health" })).status, 204);
+  };
+  /** Waits until the child of `tag` blocks writing its stdout: envd stopped reading (back-pressure). */
+  const blockedOnPipe = async (tag) => {
+    const p = (await connectJson(d.port, "/process.Process/List", {})).json.processes.find((x) => x.tag === tag);
+    assert.ok(p, `${tag} listed`);
+    await waitFor(() => readdirSync(`/proc/${p.pid}/task`).length && /pipe_write/.test(readFileSync(`/proc/${p.pid}/wchan`, "utf8")), { timeoutMs: 10000, what: `${tag} blocked writing its stdout` });
+  };
+
+  const startBody = (tag) => {
+    const json = Buffer.from(JSON.stringify({ process: { cmd: "/bin/sh", args: ["-c", "echo started; exec cat /dev/zero"] }, tag }));
+    const env = Buffer.alloc(5);
+    env.writeUInt32BE(json.length, 1);
+    return Buffer.concat([env, json]);
+  };
+  const h1StartHead = (len) => Buffer.from(`POST /process.Process/Start HTTP/1.1\r\nhost: x\r\ncontent-type: application/connect+json\r\ncontent-length: ${len}\r\n\r\n`, "latin1");
+
+  // HTTP/1.1 Start: the client closes after sending `cut` bytes of the request, or after a point
+  // of the response.
+  const h1StartStages = [
+    ["nothing sent", (head, body) => ({ send: Buffer.alloc(0) })],
+    ["half the head", (head) => ({ send: head.subarray(0, head.length >> 1) })],
+    ["the head, no body", (head) => ({ send: head })],
+    ["half the request message", (head, body) => ({ send: Buffer.concat([head, body.subarray(0, body.length >> 1)]) })],
+    ["the whole request, at once", (head, body) => ({ send: Buffer.concat([head, body]), maybeStarted: true })],
+    ["after the start event", (head, body) => ({ send: Buffer.concat([head, body]), wait: (c) => c.data.includes("started") || c.data.includes('"start"'), started: true })],
+    ["while output is back-pressured (the client stopped reading)", (head, body) => ({ send: Buffer.concat([head, body]), wait: (c) => c.data.length > 0, started: true, pause: true })],
+  ];
+  for (const [stage, plan] of h1StartStages) {
+    it(`Start over HTTP/1.1, client gone: ${stage}`, async () => {
+      const tag = `h1-${stage.replace(/\W+/g, "-")}`;
+      const body = startBody(tag);
+      const p = plan(h1StartHead(body.length), body);
+      const c = await rawConnect(d.port);
+      c.sock.on("error", () => {});
+      if (p.send.length) c.sock.write(p.send);
+      if (p.wait) await c.until(p.wait, 10000, "the response so far");
+      if (p.pause) {
+        c.sock.pause();
+        await blockedOnPipe(tag);
+      }
+      c.sock.destroy();
+      if (p.started) {
+        // A disconnect does not kill the process (as envd): it is still listed.
+        const listed = (await connectJson(d.port, "/process.Process/List", {})).json.processes ?? [];
+        assert.ok(listed.some((x) => x.tag === tag), "the process outlives its Start stream");
+      } else if (!p.maybeStarted) {
+        const listed = (await connectJson(d.port, "/process.Process/List", {})).json.processes ?? [];
+        assert.ok(!listed.some((x) => x.tag === tag), "an incomplete request started nothing");
+      }
+      await killTag(tag);
+      await settled(stage);
+    });
+  }
+
+  const h2StartStages = [
+    ["the headers, no body (RST_STREAM)", { body: "none" }],
+    ["half the request message (RST_STREAM)", { body: "half" }],
+    ["the whole request, at once (RST_STREAM)", { body: "all", maybeStarted: true }],
+    ["after the start event (RST_STREAM)", { body: "all", waitStart: true, started: true }],
+    ["while output is back-pressured (RST_STREAM)", { body: "all", waitStart: true, started: true, pause: true }],
+    ["while output is back-pressured (the connection drops)", { body: "all", waitStart: true, started: true, pause: true, dropSession: true }],
+  ];
+  for (const [stage, p] of h2StartStages) {
+    it(`Start over h2c, client gone: ${stage}`, async () => {
+      const tag = `h2-${stage.replace(/\W+/g, "-")}`;
+      const body = startBody(tag);
+      const session = await h2Connect(d.port);
+      session.on("error", () => {});
+      const req = session.request({ ":method": "POST", ":path": "/process.Process/Start", "content-type": "application/connect+json" }, { endStream: false });
+      req.on("error", () => {});
+      let got = 0;
+      req.on("data", (x) => { got += x.length; });
+      if (p.body === "half") req.write(body.subarray(0, body.length >> 1));
+      if (p.body === "all") req.end(body);
+      if (p.body === "none") await new Promise((r) => session.ping(r)); // the HEADERS are out
+      if (p.waitStart) await waitFor(() => got > 0, { what: "the start event" });
+      if (p.pause) {
+        req.pause();
+        await blockedOnPipe(tag);
+      }
+      if (p.dropSession) session.destroy();
+      else {
+        await new Promise((r) => session.ping(r)); // everything before the reset is out
+        req.close(http2.constants.NGHTTP2_CANCEL);
+      }
+      const listed = (await connectJson(d.port, "/process.Process/List", {})).json.processes ?? [];
+      if (p.started) assert.ok(listed.some((x) => x.tag === tag), "the process outlives its Start stream");
+      else if (!p.maybeStarted) assert.ok(!listed.some((x) => x.tag === tag), "an incomplete request started nothing");
+      await killTag(tag);
+      if (!session.destroyed) session.close();
+      await settled(stage);
+    });
+  }
+
+  // Uploads: in place and atomic, over HTTP/1.1. The target is the old content, or (in place) a
+  // prefix of the new content; the atomic target is never partial; nothing else is left behind.
+  const UP = 1024 * 1024;
+  const upStages = [
+    ["half the head", (head) => head.subarray(0, head.length >> 1)],
+    ["the head, no body", (head) => head],
+    ["half the body", (head, body) => Buffer.concat([head, body.subarray(0, UP >> 1)])],
+    ["all but the last byte", (head, body) => Buffer.concat([head, body.subarray(0, UP - 1)])],
+    ["the whole body, at once", (head, body) => Buffer.concat([head, body])],
+  ];
+  for (const atomic of [false, true]) {
+    for (const chunked of [false, true]) {
+      for (const [stage, cut] of upStages) {
+        it(`upload over HTTP/1.1 (${atomic ? "atomic" : "in place"}, ${chunked ? "chunked" : "Content-Length"}), client gone: ${stage}`, async () => {
+          const target = join(dir, `up-${atomic}-${chunked}-${stage.replace(/\W+/g, "-")}`);
+          writeFileSync(target, old);
+          const data = randomBytes(UP);
+          const qs = q({ path: target, ...(atomic ? { atomic: "true" } : {}) });
+          let head, body;
+          if (chunked) {
+            head = Buffer.from(`POST /files?${qs} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n`, "latin1");
+            // One chunk per 64 KiB; the cut points fall inside chunks or at the end.
+            const parts = [];
+            for (let o = 0; o < UP; o += 65536) parts.push(Buffer.from(`${(65536).toString(16)}\r\n`), data.subarray(o, o + 65536), Buffer.from("\r\n"));
+            parts.push(Buffer.from("0\r\n\r\n"));
+            const whole = Buffer.concat(parts);
+            // Map the stage's body cut onto the chunked encoding (same fraction of the data).
+            const c = cut(Buffer.alloc(0), data).length;
+            body = c >= UP ? whole : whole.subarray(0, Math.floor(c * whole.length / UP));
+            const send = stage.startsWith("half the head") ? head.subarray(0, head.length >> 1) : stage === "the head, no body" ? head : Buffer.concat([head, body]);
+            await sendAndDrop(send);
+          } else {
+            head = Buffer.from(`POST /files?${qs} HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: ${UP}\r\n\r\n`, "latin1");
+            await sendAndDrop(cut(head, data));
+          }
+          await settled(stage);
+          const now = readFileSync(target);
+          if (atomic) assert.ok(now.equals(old) || now.equals(data), `atomic: old or all new, got ${now.length} bytes`);
+          else assert.ok(now.equals(old) || data.subarray(0, now.length).equals(now), `in place: old or a prefix of the new content, got ${now.length} bytes`);
+          assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith(".") || n.includes(".e2b-")), [], "no temporary file left");
+        });
+      }
+    }
+  }
+  async function sendAndDrop(bytes) {
+    const c = await rawConnect(d.port);
+    c.sock.on("error", () => {});
+    if (bytes.length) await new Promise((r) => c.sock.write(bytes, r));
+    c.sock.destroy();
+  }
+
+  const h2UpStages = [["the headers, no body", 0], ["half the body", UP >> 1], ["all but the last byte", UP - 1]];
+  for (const atomic of [false, true]) {
+    for (const [stage, n] of h2UpStages) {
+      for (const how of ["RST_STREAM", "the connection drops"]) {
+        it(`upload over h2c (${atomic ? "atomic" : "in place"}), client gone (${how}): ${stage}`, async () => {
+          const target = join(dir, `h2up-${atomic}-${n}-${how.replace(/\W+/g, "-")}`);
+          writeFileSync(target, old);
+          const data = randomBytes(UP);
+          const session = await h2Connect(d.port);
+          session.on("error", () => {});
+          const req = session.request({ ":method": "POST", ":path": `/files?${q({ path: target, ...(atomic ? { atomic: "true" } : {}) })}`, "content-type": "application/octet-stream", "content-length": String(UP) }, { endStream: false });
+          req.on("error", () => {});
+          if (n) await new Promise((r) => req.write(data.subarray(0, n), r));
+          await new Promise((r) => session.ping(r));
+          if (how === "RST_STREAM") {
+            req.close(http2.constants.NGHTTP2_CANCEL);
+            await new Promise((r) => session.ping(r));
+            session.close();
+          } else {
+            session.destroy();
+          }
+          await settled(stage);
+          const now = readFileSync(target);
+          if (atomic) assert.ok(now.equals(old), "atomic: the old content");
+          else assert.ok(now.equals(old) || data.subarray(0, now.length).equals(now), `in place: old or a prefix of the new content, got ${now.length} bytes`);
+          assert.deepEqual(readdirSync(dir).filter((x) => x.startsWith(".") || x.includes(".e2b-")), []);
+        });
+      }
+    }
+  }
+
+  // Downloads: identity (sendfile), a range, gzip; HTTP/1.1 and h2c.
+  const dlVariants = [
+    ["identity", {}],
+    ["a range", { range: `bytes=1000-${BIG - 1000}` }],
+    ["gzip", { "accept-encoding": "gzip" }],
+  ];
+  const dlStages = [
+    ["half the head", { half: true }],
+    ["the whole head, at once", {}],
+    ["after the response head", { until: "head" }],
+    ["mid body", { until: "body" }],
+  ];
+  for (const [variant, headers] of dlVariants) {
+    for (const [stage, s] of dlStages) {
+      it(`download over HTTP/1.1 (${variant}), client gone: ${stage}`, async () => {
+        let head = `GET /files?${q({ path: big })} HTTP/1.1\r\nhost: x\r\n`;
+        for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+        head += "\r\n";
+        const c = await rawConnect(d.port);
+        c.sock.on("error", () => {});
+        c.sock.write(s.half ? head.slice(0, head.length >> 1) : head);
+        if (s.until === "head") await c.until((x) => x.data.includes("\r\n\r\n"), 10000, "the head");
+        if (s.until === "body") await c.until((x) => x.data.length > 1024 * 1024, 10000, "1 MiB of body");
+        c.sock.destroy();
+        await settled(stage);
+      });
+    }
+    for (const [stage, until] of [["after the response head", "head"], ["mid body", "body"]]) {
+      for (const how of ["RST_STREAM", "the connection drops"]) {
+        it(`download over h2c (${variant}), client gone (${how}): ${stage}`, async () => {
+          const session = await h2Connect(d.port);
+          session.on("error", () => {});
+          const req = session.request({ ":method": "GET", ":path": `/files?${q({ path: big })}`, ...headers });
+          req.on("error", () => {});
+          let got = 0;
+          const head = new Promise((r) => req.on("response", r));
+          req.on("data", (x) => { got += x.length; });
+          await head;
+          if (until === "body") await waitFor(() => got > 1024 * 1024, { what: "1 MiB of body" });
+          else req.pause();
+          if (how === "RST_STREAM") {
+            req.close(http2.constants.NGHTTP2_CANCEL);
+            await new Promise((r) => session.ping(r));
+            session.close();
+          } else {
+            session.destroy();
+          }
+          await settled(stage);
+        });
+      }
+    }
+  }
 });
