@@ -697,3 +697,100 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
     }
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe("a full disk during uploads whose length is not known before writing", () => {
+  // files_upload covers a known length (507 before truncating, old content kept) and atomic mode.
+  // Here: in place with no length to reserve (chunked, h2c without content-length, multipart):
+  // 507 with envd's words, and what is left is a prefix of the new content (never old and new
+  // mixed); no fd left open. And no inode left: 507 "not enough inodes available".
+  let d, small;
+  let mounted = false;
+  before(async () => {
+    small = mkdtempSync("/tmp/envd-faults-full-");
+    const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m,nr_inodes=16", "tmpfs", small]);
+    mounted = m.status === 0;
+    d = await startEnvd({ testServices: false, extraArgs: ["--isnotfc", "-no-cgroups"] });
+  });
+  after(async () => {
+    await d?.stop();
+    if (mounted) spawnSync("umount", ["-l", small]);
+    rmSync(small, { recursive: true, force: true });
+  });
+  const freeBytes = () => Number(spawnSync("stat", ["-f", "-c", "%a*%S", small]).stdout.toString().trim().split("*").reduce((a, b) => a * b));
+  const json = (b) => JSON.parse(b.toString("utf8"));
+
+  it("in place, chunked / h2c without length / multipart: 507 'not enough disk space available'; a prefix of the new content is left", async (t) => {
+    if (!mounted) return t.skip("cannot mount a tmpfs");
+    const old = Buffer.alloc(200 * 1024, "o");
+    const cases = ["chunked", "h2c", "multipart"];
+    for (const how of cases) {
+      const p = join(small, `inplace-${how}`);
+      writeFileSync(p, old);
+      const data = randomBytes(freeBytes() + 256 * 1024); // more than is free once `old` is truncated
+      let status, body;
+      if (how === "chunked") {
+        const parts = [];
+        for (let o = 0; o < data.length; o += 65536) parts.push(data.subarray(o, o + 65536));
+        const r = await h1Request(d.port, { path: `/files?${q({ path: p })}`, headers: { "content-type": "application/octet-stream", "transfer-encoding": "chunked" }, body: parts });
+        ({ status, body } = r);
+      } else if (how === "h2c") {
+        const s = await h2Connect(d.port);
+        const r = await new Promise((resolve, reject) => {
+          const req = s.request({ ":method": "POST", ":path": `/files?${q({ path: p })}`, "content-type": "application/octet-stream" });
+          const chunks = [];
+          let st;
+          req.on("response", (h) => { st = h[":status"]; });
+          req.on("data", (c) => chunks.push(c));
+          req.on("end", () => resolve({ status: st, body: Buffer.concat(chunks) }));
+          req.on("error", reject);
+          req.end(data);
+        });
+        s.close();
+        ({ status, body } = r);
+      } else {
+        const boundary = "----faultsboundary";
+        const mp = Buffer.concat([
+          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${p}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+          data, Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        const r = await h1Request(d.port, { path: "/files", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body: mp });
+        ({ status, body } = r);
+      }
+      assert.equal(status, 507, `${how}: ${status} ${body}`);
+      assert.equal(json(body).code, 507);
+      assert.match(json(body).message, /not enough disk space available$/, how);
+      const now = readFileSync(p);
+      assert.ok(now.length < data.length && data.subarray(0, now.length).equals(now), `${how}: a prefix of the new content (${now.length} bytes), never the old one mixed in`);
+      await waitFor(() => openFilesUnder(d.pid, small).length === 0, { what: `${how}: the file closed` });
+      rmSync(p);
+    }
+    assert.equal((await fetch(d.url("/health"))).status, 204);
+  });
+
+  it("no inode left: 507 'not enough inodes available'; existing files are untouched", async (t) => {
+    if (!mounted) return t.skip("cannot mount a tmpfs");
+    const dir = join(small, "inodes");
+    mkdirSync(dir);
+    const made = [];
+    for (let i = 0; ; i++) {
+      try { writeFileSync(join(dir, `f${i}`), "x"); made.push(join(dir, `f${i}`)); } catch (e) { assert.equal(e.code, "ENOSPC"); break; }
+    }
+    try {
+      for (const atomic of [false, true]) {
+        const r = await h1Request(d.port, { path: `/files?${q({ path: join(dir, "new"), ...(atomic ? { atomic: "true" } : {}) })}`, headers: { "content-type": "application/octet-stream" }, body: "data" });
+        assert.equal(r.status, 507, `${atomic ? "atomic" : "in place"}: ${r.status} ${r.body}`);
+        assert.match(json(r.body).message, /^not enough inodes available: /);
+        assert.ok(!existsSync(join(dir, "new")));
+      }
+      // An existing file can still be rewritten in place (no inode needed).
+      const r = await h1Request(d.port, { path: `/files?${q({ path: made[0] })}`, headers: { "content-type": "application/octet-stream" }, body: "y" });
+      assert.equal(r.status, 200, r.body.toString());
+      assert.equal(readFileSync(made[0], "utf8"), "y");
+      assert.deepEqual(readdirSync(dir).length, made.length, "nothing else was created");
+    } finally {
+      for (const f of made) rmSync(f, { force: true });
+    }
+  });
+});
