@@ -20,7 +20,7 @@ import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import {
   startEnvd, service, waitFor, delay, withTimeout, rawConnect, parseH1Responses, h1Request, h2Connect,
-  connectJson, HOST,
+  connectJson, h2Request, HOST,
 } from "./lib/envd.mjs";
 import http2 from "node:http2";
 
@@ -791,6 +791,77 @@ describe("a full disk during uploads whose length is not known before writing", 
       assert.deepEqual(readdirSync(dir).length, made.length, "nothing else was created");
     } finally {
       for (const f of made) rmSync(f, { force: true });
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("out of fds, seen by requests on a connection opened before", () => {
+  // bounds.test checks the accept back-off and its log lines. Here: what a client that is already
+  // connected gets while envd has no fd left (clear errors, nothing wedged), and that everything
+  // works again once the fds are free. UBSan's checks need a free fd: release build only.
+  const skip = process.env.ENVD_SANITIZED === "ON" ? "UBSan cannot run its checks without a free fd" : false;
+  it("Start, WatchDir, ListDir, uploads and downloads fail cleanly at the limit and work once fds free up", { skip, timeout: 60000 }, async () => {
+    const d = await startEnvd({ testServices: false, prefix: ["prlimit", "--nofile=64:64", "--"], extraArgs: ["--isnotfc", "-no-cgroups"] });
+    const dir = freshDir("fds");
+    writeFileSync(join(dir, "f"), "content");
+    const conns = [];
+    try {
+      const { proc, fs } = clients(d, "2");
+      assert.deepEqual((await proc.list({})).processes, []); // the h2c session is open
+      const rest = await h2Connect(d.port);
+      rest.on("error", () => {});
+      const baseline = d.openFds();
+      for (let i = 0; i < 80; i++) {
+        const c = await rawConnect(d.port);
+        c.sock.on("error", () => {});
+        conns.push(c);
+      }
+      await waitFor(() => d.openFds() >= 64, { what: "envd's fd table full" });
+      const errOf = (p) => p.then(() => null, (e) => e);
+      const startErr = await errOf((async () => { for await (const m of proc.start({ process: { cmd: "/bin/true" } })) void m; })());
+      assert.equal(startErr?.code, Code.Internal, String(startErr));
+      const watchErr = await errOf((async () => { for await (const m of fs.watchDir({ path: dir })) void m; })());
+      assert.equal(watchErr?.code, Code.Internal, String(watchErr));
+      assert.match(watchErr.rawMessage, /too many open files/);
+      const listErr = await errOf(fs.listDir({ path: dir }));
+      assert.equal(listErr?.code, Code.Internal, String(listErr));
+      assert.match(listErr.rawMessage, /^error reading directory .*: too many open files$/);
+      assert.match(startErr.rawMessage, /^error starting process '\/bin\/true': pipe: too many open files$/);
+      assert.ok((await proc.list({})).processes.length === 0, "unary calls that need no fd still work");
+      // Downloads and uploads on a session opened before the table filled.
+      const dl = await h2Request(rest, { method: "GET", path: `/files?${q({ path: join(dir, "f") })}` });
+      const up = await h2Request(rest, { path: `/files?${q({ path: join(dir, "g") })}`, headers: { "content-type": "application/octet-stream" }, body: "new" });
+      assert.equal(dl.status, 500, dl.body.toString());
+      assert.match(dl.body.toString(), /too many open files/);
+      assert.equal(up.status, 500, up.body.toString());
+      assert.match(up.body.toString(), /too many open files/);
+      assert.ok(!existsSync(join(dir, "g")));
+      // Free the fds: everything works again on the old connection and on new ones.
+      for (const c of conns) c.sock.destroy();
+      await waitFor(async () => {
+        const r = await h1Request(d.port, { method: "GET", path: "/health", timeoutMs: 2000 }).catch(() => null);
+        return r?.status === 204;
+      }, { timeoutMs: 15000, what: "/health once fds are free" });
+      const st = await startStream(proc, { process: { cmd: "/bin/echo", args: ["ok"] } });
+      assert.equal((await st.done).stdout, "ok\n");
+      assert.equal((await fs.listDir({ path: dir })).entries.length, 1);
+      const ac = new AbortController();
+      try {
+        for await (const m of fs.watchDir({ path: dir }, { signal: ac.signal })) {
+          if (m.event.case === "start") ac.abort();
+        }
+      } catch (e) {
+        assert.equal(e.code, Code.Canceled, String(e));
+      }
+      assert.equal((await h2Request(rest, { method: "GET", path: `/files?${q({ path: join(dir, "f") })}` })).status, 200);
+      rest.close();
+      await waitFor(() => d.openFds() <= baseline + 1, { timeoutMs: 10000, what: `fds back near ${baseline} (inotify fd opened since)` });
+      assert.ok(d.alive());
+    } finally {
+      for (const c of conns) c.sock.destroy();
+      await d.stop();
     }
   });
 });
