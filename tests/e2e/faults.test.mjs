@@ -465,7 +465,7 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
   };
   const settled = async (what) => {
     await waitFor(() => d.openFds() <= baseline && openFilesUnder(d.pid, dir).length === 0, {
-      timeoutMs: 10000, what: `${what}: fds back to ${baseline} (now ${d.openFds()}: ${d.fdTargets().slice(baseline - 2).join(", ")})`,
+      timeoutMs: 10000, what: `${what}: fds back to ${baseline} (now ${d.openFds()}: ${d.fdTargets().join(", ")})`,
     });
     assert.equal((await h1Request(d.port, { method: "GET", path: "/health" })).status, 204);
   };
@@ -476,6 +476,9 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
     await waitFor(() => readdirSync(`/proc/${p.pid}/task`).length && /pipe_write/.test(readFileSync(`/proc/${p.pid}/wchan`, "utf8")), { timeoutMs: 10000, what: `${tag} blocked writing its stdout` });
   };
 
+  // Start requests logged so far: a request line is written when its handler has ended, so once
+  // the count moves, a process the request started (if any) is listed.
+  const startsLogged = () => (d.stderr().match(/"path":"\/process\.Process\/Start"/g) ?? []).length;
   const startBody = (tag) => {
     const json = Buffer.from(JSON.stringify({ process: { cmd: "/bin/sh", args: ["-c", "echo started; exec cat /dev/zero"] }, tag }));
     const env = Buffer.alloc(5);
@@ -500,6 +503,7 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
       const tag = `h1-${stage.replace(/\W+/g, "-")}`;
       const body = startBody(tag);
       const p = plan(h1StartHead(body.length), body);
+      const logged = startsLogged();
       const c = await rawConnect(d.port);
       c.sock.on("error", () => {});
       if (p.send.length) c.sock.write(p.send);
@@ -509,6 +513,8 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
         await blockedOnPipe(tag);
       }
       c.sock.destroy();
+      const headSent = p.send.length >= h1StartHead(body.length).length;
+      if (headSent) await waitFor(() => startsLogged() > logged, { what: "the Start handler to end" });
       if (p.started) {
         // A disconnect does not kill the process (as envd): it is still listed.
         const listed = (await connectJson(d.port, "/process.Process/List", {})).json.processes ?? [];
@@ -534,6 +540,7 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
     it(`Start over h2c, client gone: ${stage}`, async () => {
       const tag = `h2-${stage.replace(/\W+/g, "-")}`;
       const body = startBody(tag);
+      const logged = startsLogged();
       const session = await h2Connect(d.port);
       session.on("error", () => {});
       const req = session.request({ ":method": "POST", ":path": "/process.Process/Start", "content-type": "application/connect+json" }, { endStream: false });
@@ -553,6 +560,7 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
         await new Promise((r) => session.ping(r)); // everything before the reset is out
         req.close(http2.constants.NGHTTP2_CANCEL);
       }
+      await waitFor(() => startsLogged() > logged, { what: "the Start handler to end" });
       const listed = (await connectJson(d.port, "/process.Process/List", {})).json.processes ?? [];
       if (p.started) assert.ok(listed.some((x) => x.tag === tag), "the process outlives its Start stream");
       else if (!p.maybeStarted) assert.ok(!listed.some((x) => x.tag === tag), "an incomplete request started nothing");
