@@ -600,7 +600,10 @@ asio::awaitable<void> Http2Session::writer() {
         socket_.shutdown(tcp::socket::shutdown_send, ignored);
       }
     }
-    if (dead_ || (!closing_ && !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) break;
+    // Closing gracefully, the writer waits for the reader to see EOF (teardown) — unless a
+    // receive error ended the session: then it stops once the GOAWAY is out, as otherwise.
+    bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+    if (dead_ || (done && (!closing_ || fatal_))) break;
     co_await want_write_.wait_pulse();
   }
   dead_ = true;
