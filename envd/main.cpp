@@ -73,9 +73,16 @@ asio::awaitable<void> drain_and_stop(asio::io_context& io, envd::Router& router,
     envd::log::warn("envd", std::to_string(router.in_flight()) + " requests still open after " +
                                 std::to_string(timeout.count()) + " ms; closing them");
   } else {
-    // The last responses may still sit in an HTTP/2 session's queue: give its writer a moment.
-    t.expires_after(std::chrono::milliseconds(50));
-    co_await t.async_wait(asio::use_awaitable);
+    // The last responses may still sit in a session's queue or the kernel's send buffer: close
+    // every connection gracefully and wait (within the same bound) until each sent FIN and its
+    // client acknowledged every byte, rather than reset connections with responses in flight.
+    envd::http::close_connections_gracefully();
+    while (envd::http::unsettled_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+      t.expires_after(std::chrono::milliseconds(5));
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    if (auto n = envd::http::unsettled_connections(); n > 0)
+      envd::log::info("envd", std::to_string(n) + " connections not closed by their clients; closing them");
   }
   envd::log::info("envd", "shut down");
   io.stop();

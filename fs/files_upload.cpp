@@ -111,15 +111,25 @@ enum class Pull { data, end, gone, idle, bad };  // bad: the gzip stream is corr
 
 // Reads the request body piece by piece; a read that gets no byte within the idle timeout is
 // cancelled (Pull::idle). The transport's read runs in its own coroutine bound to a cancellation
-// signal that a timer emits.
+// signal that a timer emits, and that the request's cancellation (shutdown) emits too: the
+// handler's own cancellation does not reach a read bound to another slot, and a client that
+// stopped sending would otherwise hold shutdown for its whole timeout.
 class BodyPuller {
  public:
   BodyPuller(http::Exchange& ex, std::chrono::milliseconds idle)
-      : ex_(ex), idle_(idle), st_(std::make_shared<State>(ex.executor())) {}
-  ~BodyPuller() { st_->timer.cancel(); }
+      : ex_(ex), idle_(idle), st_(std::make_shared<State>(ex.executor())) {
+    cancel_id_ = ex_.scope().on_cancel([st = st_] {
+      if (st->reading) st->signal.emit(asio::cancellation_type::terminal);
+    });
+  }
+  ~BodyPuller() {
+    st_->timer.cancel();
+    ex_.scope().forget(cancel_id_);
+  }
 
   awaitable<Pull> next(std::string& out, std::size_t max) {
     if (ended_) co_return Pull::end;
+    if (ex_.scope().cancelled()) co_return Pull::gone;
     const std::uint64_t gen = ++st_->gen;
     st_->timer.expires_after(idle_);
     // The state is shared with the timer's handler: a handler already queued when this object
@@ -160,6 +170,7 @@ class BodyPuller {
   http::Exchange& ex_;
   std::chrono::milliseconds idle_;
   std::shared_ptr<State> st_;
+  std::uint64_t cancel_id_ = 0;
   bool ended_ = false;
 };
 

@@ -19,6 +19,10 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr const char* kMaxUserWatches = "/proc/sys/fs/inotify/max_user_watches";
+constexpr const char* kMaxUserInstances = "/proc/sys/fs/inotify/max_user_instances";
+// The same limits for envd's user namespace (a container's): the kernel enforces both.
+constexpr const char* kNsMaxWatches = "/proc/sys/user/max_inotify_watches";
+constexpr const char* kNsMaxInstances = "/proc/sys/user/max_inotify_instances";
 
 std::size_t read_proc_number(const char* path, std::size_t fallback) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -32,10 +36,38 @@ std::size_t read_proc_number(const char* path, std::size_t fallback) {
   return v ? static_cast<std::size_t>(v) : fallback;
 }
 
+// "fs.inotify.<name> = N", plus the user namespace's value when it is the lower one.
+std::string limit_text(const char* global_path, const char* ns_path, const char* name, const char* ns_name) {
+  std::size_t global = read_proc_number(global_path, 0);
+  std::string text = std::string("fs.inotify.") + name + " = " + std::to_string(global);
+  // A value of 0 reads as "unknown" (the fallback): check that the file is there.
+  if (::access(ns_path, R_OK) == 0) {
+    std::size_t ns = read_proc_number(ns_path, 0);
+    if (ns < global)
+      text += std::string(", user.") + ns_name + " = " + std::to_string(ns) + " in envd's user namespace";
+  }
+  return text;
+}
+
 }  // namespace
 
+std::size_t kernel_watch_limit() {
+  std::size_t global = read_proc_number(kMaxUserWatches, 8192);
+  std::size_t ns = read_proc_number(kNsMaxWatches, global);
+  return std::max<std::size_t>(1, std::min(global, ns));
+}
+
+std::string init_error_text(int err) {
+  std::string text = "error creating watcher: inotify_init1: " + errno_text(err);
+  if (err == EMFILE) {
+    text += " (envd's open files limit, or the kernel's inotify instance limit: " +
+            limit_text(kMaxUserInstances, kNsMaxInstances, "max_user_instances", "max_inotify_instances") + ")";
+  }
+  return text;
+}
+
 InotifyHub::InotifyHub(const asio::any_io_executor& ex, HubConfig cfg) : ex_(ex), cfg_(cfg) {
-  kernel_max_ = read_proc_number(kMaxUserWatches, 8192);
+  kernel_max_ = kernel_watch_limit();
   // A share of the user's limit: the sandbox's own tools (IDEs, dev servers) watch as root too.
   max_watches_ = cfg_.max_watches ? cfg_.max_watches : std::max<std::size_t>(1, kernel_max_ / 2);
 }
@@ -242,8 +274,8 @@ std::string InotifyHub::add_error_text(const std::string& path, const AddResult&
            std::to_string(kernel_max_) + " per user)";
   }
   if (r.err == ENOSPC) {
-    return head + "the kernel's inotify watch limit is reached (fs.inotify.max_user_watches = " +
-           std::to_string(read_proc_number(kMaxUserWatches, 0)) +
+    return head + "the kernel's inotify watch limit is reached (" +
+           limit_text(kMaxUserWatches, kNsMaxWatches, "max_user_watches", "max_inotify_watches") +
            "; raise it with sysctl -w fs.inotify.max_user_watches=N)";
   }
   return head + errno_text(r.err);

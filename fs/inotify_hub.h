@@ -37,6 +37,13 @@ class HubListener {
   virtual void on_lost(const std::string& why) = 0;
 };
 
+// The kernel's inotify watch limit for envd's user: fs.inotify.max_user_watches, or the user
+// namespace's user.max_inotify_watches when lower (in a container).
+std::size_t kernel_watch_limit();
+// "error creating watcher: inotify_init1: …" for an errno of InotifyHub::open(); EMFILE names the
+// limits that may be reached (the open files limit, the inotify instance limits).
+std::string init_error_text(int err);
+
 struct HubConfig {
   std::size_t max_watches = 0;        // 0: half of /proc/sys/fs/inotify/max_user_watches
   std::size_t hold_bytes = 8u << 20;  // events held for watch descriptors being attached
@@ -59,7 +66,8 @@ class InotifyHub {
   InotifyHub(const InotifyHub&) = delete;
   InotifyHub& operator=(const InotifyHub&) = delete;
 
-  // Opens the inotify fd on first use. Returns 0 or the errno of inotify_init1.
+  // Opens the inotify fd on first use (again after a failure). Returns 0 or the errno of
+  // inotify_init1; init_error_text() words it for the client.
   int open();
 
   // --- called on the loop around a pool job that calls add() ---

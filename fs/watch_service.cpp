@@ -532,8 +532,7 @@ class WatchService {
     auto check = [path, allow_network] { return validate_dir(path, allow_network); };
     rpc::Status st = co_await run_blocking(WorkClass::meta, check);
     if (!st.ok()) co_return st;
-    if (int err = hub_.open(); err != 0)
-      co_return rpc::error(Code::internal, "error creating watcher: " + syscall_error("inotify_init1", err));
+    if (int err = hub_.open(); err != 0) co_return rpc::error(Code::internal, init_error_text(err));
     auto w = std::make_shared<Watcher>(ex_, hub_, path, recursive, include_entry, limits);
     st = co_await w->arm_initial();
     if (!st.ok()) {

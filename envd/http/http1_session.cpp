@@ -599,6 +599,29 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     buf.commit(initial.size());
     std::string().swap(initial);  // a parameter lives in the frame for the connection's life
   }
+  // Shutdown (server.h): an idle connection sends FIN now and reads until the client closes; a
+  // busy one ends after its request.
+  struct Closing {
+    beast::tcp_stream& stream;
+    bool idle = false;
+    bool requested = false;
+    bool fin_sent = false;
+    std::uint64_t id = 0;
+    ~Closing() { untrack_connection(id); }
+  } closing{stream};
+  closing.id = track_connection(
+      [&closing] {
+        closing.requested = true;
+        boost::system::error_code ignored;
+        if (closing.idle) {
+          closing.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+          closing.fin_sent = true;
+        }
+      },
+      [&closing] {
+        return closing.fin_sent &&
+               (!closing.stream.socket().is_open() || send_queue_empty(closing.stream.socket().native_handle()));
+      });
   for (;;) {
     RequestParser parser(ctx.config.max_header_count);
     parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(ctx.config.max_header_bytes, UINT32_MAX)));
@@ -606,10 +629,13 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     boost::system::error_code ec;
     if (buf.size() == 0) {
       // Between requests: wait for the next one's first byte up to the idle timeout...
+      if (closing.requested) break;
       stream.expires_after(ctx.config.idle_timeout);
+      closing.idle = true;
       std::size_t n = co_await stream.async_read_some(buf.prepare(1024), asio::redirect_error(asio::use_awaitable, ec));
+      closing.idle = false;
       stream.expires_never();
-      if (ec) break;
+      if (ec || closing.requested) break;
       buf.commit(n);
     }
     // ...then the whole head must arrive within the read timeout (a head trickled a byte at a
@@ -651,6 +677,7 @@ asio::awaitable<void> serve_http1(tcp::socket socket, std::string initial, Serve
     }
     if (!co_await ex.complete()) break;
   }
+  closing.fin_sent = true;  // linger_and_close sends it first
   co_await linger_and_close(stream);
 }
 

@@ -74,7 +74,8 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   std::string in_view_;            // the piece read_body_some handed out; DATA keeps arriving into in_
   std::size_t in_unconsumed_ = 0;  // received bytes not yet returned to the flow-control window
   bool in_end_ = false;
-  bool handler_done_ = false;  // later request DATA is discarded
+  bool handler_done_ = false;    // later request DATA is discarded
+  bool shutdown_reset_ = false;  // reset at shutdown after its complete response
   bool eof_waits_for_request_ = false;
   // response body
   Fifo<std::string> out_;
@@ -103,6 +104,8 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   asio::awaitable<void> run(std::string initial, std::optional<UpgradedRequest> upgraded);
 
   void signal_write() { want_write_.pulse(); }
+  // Shutdown (server.h): GOAWAY now; FIN once the last responses are out; read until EOF.
+  void close_gracefully();
   void uncharge_headers(std::size_t n) { header_bytes_ -= std::min(n, header_bytes_); }
   bool dead() const { return dead_; }
   nghttp2_session* raw() { return session_; }
@@ -146,7 +149,9 @@ class Http2Session : public std::enable_shared_from_this<Http2Session> {
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   std::size_t header_bytes_ = 0;  // decoded request headers held by this connection's streams
   bool dead_ = false;
-  bool fatal_ = false;  // a receive error ended the session: GOAWAY goes out before the close
+  bool fatal_ = false;    // a receive error ended the session: GOAWAY goes out before the close
+  bool closing_ = false;  // close_gracefully() was called
+  bool fin_sent_ = false;
 };
 
 // ---------------------------------------------------------------- H2Stream
@@ -547,7 +552,8 @@ asio::awaitable<void> Http2Session::reader(std::string initial) {
     if (ec) co_return;
     last_activity_ = std::chrono::steady_clock::now();
     if (!feed(buf.data(), n)) co_return;
-    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) co_return;
+    // Closing gracefully: read (and drop) until the client closes, so no byte is left unread.
+    if (!closing_ && !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) co_return;
   }
 }
 
@@ -573,7 +579,32 @@ asio::awaitable<void> Http2Session::writer() {
       last_activity_ = std::chrono::steady_clock::now();
       continue;
     }
-    if (dead_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) break;
+    if (closing_ && !dead_ && !fin_sent_) {
+      // Everything queued is out. A stream whose response is complete but whose request the
+      // client has not ended is reset (NO_ERROR, RFC 9113 §8.1); once no stream is open, FIN.
+      bool reset = false;
+      bool open = false;
+      for (auto& [id, st] : streams_) {
+        if (st->closed()) continue;
+        if (!st->active() && !st->shutdown_reset_ && nghttp2_session_get_stream_local_close(session_, id) == 1) {
+          st->shutdown_reset_ = true;
+          nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+          reset = true;
+        } else {
+          open = true;
+        }
+      }
+      if (reset) continue;
+      if (!open) {
+        fin_sent_ = true;
+        boost::system::error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      }
+    }
+    // Closing gracefully, the writer waits for the reader to see EOF (teardown) — unless a
+    // receive error ended the session: then it stops once the GOAWAY is out, as otherwise.
+    bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+    if (dead_ || (done && (!closing_ || fatal_))) break;
     co_await want_write_.wait_pulse();
   }
   dead_ = true;
@@ -581,6 +612,14 @@ asio::awaitable<void> Http2Session::writer() {
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   writer_done_.set();
+}
+
+void Http2Session::close_gracefully() {
+  if (dead_ || closing_) return;
+  closing_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  signal_write();
 }
 
 asio::awaitable<void> Http2Session::idle_watchdog() {
@@ -630,6 +669,17 @@ void Http2Session::teardown() {
 asio::awaitable<void> Http2Session::run(std::string initial, std::optional<UpgradedRequest> upgraded) {
   if (!setup()) co_return;
   auto self = shared_from_this();
+  struct Tracked {
+    std::uint64_t id;
+    ~Tracked() { untrack_connection(id); }
+  } tracked{track_connection(
+      [weak = std::weak_ptr<Http2Session>(self)] {
+        if (auto s = weak.lock()) s->close_gracefully();
+      },
+      [weak = std::weak_ptr<Http2Session>(self)] {
+        auto s = weak.lock();
+        return !s || s->dead_ || (s->fin_sent_ && send_queue_empty(s->socket_.native_handle()));
+      })};
   if (upgraded) {
     int rv = nghttp2_session_upgrade2(session_, reinterpret_cast<const std::uint8_t*>(upgraded->settings.data()),
                                       upgraded->settings.size(), upgraded->head.method == "HEAD", nullptr);

@@ -1,11 +1,16 @@
 // Accepts connections and sniffs the first bytes: the HTTP/2 client preface selects HTTP/2 with
 // prior knowledge; anything else is HTTP/1.1 (which may still upgrade to h2c).
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "envd/http/server.h"
 #include "envd/log.h"
@@ -87,7 +92,56 @@ class Sniffer : public std::enable_shared_from_this<Sniffer> {
   bool head_started_ = false;
 };
 
+struct Tracked {
+  std::function<void()> close;
+  std::function<bool()> settled;
+};
+struct Connections {
+  std::map<std::uint64_t, Tracked> closers;
+  std::uint64_t next = 0;
+  bool closing = false;
+};
+Connections& connections() {
+  static Connections c;
+  return c;
+}
+
 }  // namespace
+
+std::uint64_t track_connection(std::function<void()> close_gracefully, std::function<bool()> settled) {
+  auto& c = connections();
+  std::uint64_t id = ++c.next;
+  // A session that starts while shutting down (sniffed before the acceptor closed) closes at once:
+  // the caller must be ready for the call (it registers once its state is set up).
+  if (c.closing && close_gracefully) close_gracefully();
+  c.closers.emplace(id, Tracked{std::move(close_gracefully), std::move(settled)});
+  return id;
+}
+
+bool send_queue_empty(int fd) {
+  int queued = 0;
+  return ::ioctl(fd, SIOCOUTQ, &queued) != 0 || queued == 0;
+}
+
+void untrack_connection(std::uint64_t id) { connections().closers.erase(id); }
+
+void close_connections_gracefully() {
+  auto& c = connections();
+  c.closing = true;
+  // A closer may untrack (its connection ends at once): walk a copy of the ids.
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, fn] : c.closers) ids.push_back(id);
+  for (auto id : ids) {
+    auto it = c.closers.find(id);
+    if (it != c.closers.end() && it->second.close) it->second.close();
+  }
+}
+
+std::size_t unsettled_connections() {
+  std::size_t n = 0;
+  for (const auto& [id, t] : connections().closers) n += (t.settled && t.settled()) ? 0 : 1;
+  return n;
+}
 
 asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, ServerContext& ctx) {
   // Out of fds (EMFILE/ENFILE) or similar: the pending connection stays in the backlog and the

@@ -49,4 +49,20 @@ asio::awaitable<void> serve_http2(asio::ip::tcp::socket socket, std::string init
 // Runs until the acceptor is closed.
 asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor& acceptor, ServerContext& ctx);
 
+// Live connections, for a graceful close at shutdown once no request is in flight: HTTP/2 sends
+// GOAWAY and, once its last frames are out, FIN; an idle HTTP/1.1 connection sends FIN. Each
+// then reads until the client closes its side. Exiting with a client's bytes unread (HTTP/2
+// clients always send WINDOW_UPDATEs, PINGs, SETTINGS ACKs) makes the kernel reset the connection
+// and drop the last responses still in its send buffer. Loop thread only.
+// `settled` says when the connection holds nothing more for its client: it sent FIN and the
+// client acknowledged every byte (send_queue_empty), even if the client keeps its side open.
+std::uint64_t track_connection(std::function<void()> close_gracefully, std::function<bool()> settled);
+void untrack_connection(std::uint64_t id);
+// Asks every live connection (and every one tracked from now on) to close gracefully.
+void close_connections_gracefully();
+// Tracked connections not settled yet.
+std::size_t unsettled_connections();
+// True when the socket's send queue is empty: every byte written was acknowledged by the peer.
+bool send_queue_empty(int fd);
+
 }  // namespace envd::http
