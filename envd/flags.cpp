@@ -98,6 +98,10 @@ std::string usage() {
          "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
          "                            (default 86400000)\n"
          // --- end directory watching ---
+         // --- access matrix ---
+         "  --print-routes          print every REST route and RPC method this command line would serve\n"
+         "                          (JSON, with the token-exempt ones marked) and exit\n"
+         // --- end access matrix ---
          "  -help                   show this help\n";
 }
 
@@ -113,6 +117,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"no-cgroups", &out.no_cgroups},
       {"test-services", &out.test_services},
       {"owns-clock", &out.owns_clock},
+      {"print-routes", &out.print_routes},
   };
   auto millis = [](std::chrono::milliseconds& field, std::uint64_t min, std::uint64_t max) {
     return [&field, min, max](const std::string& v) {

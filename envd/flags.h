@@ -65,6 +65,9 @@ struct Flags {
   std::size_t max_watchers = 1000;  // polling watchers
   std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
   // --- end directory watching ---
+  // --- access matrix ---
+  bool print_routes = false;  // print the route and RPC method table (JSON) and exit
+  // --- end access matrix ---
 };
 
 // Returns an error message for unknown flags or bad values.

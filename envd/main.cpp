@@ -28,6 +28,7 @@
 #include "envd/log.h"
 #include "envd/metrics.h"
 #include "envd/open_files.h"
+#include "envd/route_table.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
@@ -192,6 +193,13 @@ int main(int argc, char** argv) {
   ctx.config.h2_header_budget_bytes = flags.h2_header_budget_bytes;
   ctx.config.h2_max_concurrent_streams = flags.h2_max_concurrent_streams;
   ctx.handler = [&router](envd::http::Exchange& ex) { return router.handle(ex); };
+
+  // --- access matrix: the table of what is served, from the registration above ---
+  if (flags.print_routes) {
+    std::cout << envd::route_table_json(router, registry) << std::endl;
+    return 0;
+  }
+  // --- end access matrix ---
 
   tcp::acceptor acceptor(io);
   boost::system::error_code ec;
