@@ -611,3 +611,156 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// No shell sees a client's string. envd execs the command and arguments it was asked to run
+// (the SDKs ask for `/bin/bash -l -c <cmd>`: that shell is the client's own request); user names,
+// paths, working directories, environment names and values reach syscalls as bytes. Each hostile
+// string below would create a marker file if any shell interpreted it.
+
+describe("client strings never reach a shell (users, paths, cwd, env, args)", () => {
+  let envd, dir;
+  const markers = [];
+  // Shell syntax that runs `touch <marker>`: substitution, separators, pipes, newlines.
+  const hostile = (tag) => {
+    const m = join(dir, `pwned-${tag}`);
+    markers.push(m);
+    return [`$(touch ${m})`, `\`touch ${m}\``, `;touch ${m};`, `|touch ${m}`, `&&touch ${m}`, `\ntouch ${m}\n`, `'$(touch ${m})'`];
+  };
+  const auth = { "x-access-token": TOKEN };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "envd-shell-"));
+    envd = await startEnvd({ extraArgs: ["--isnotfc", "--default-workdir", dir, ...cgroupArgs()] });
+    const init = await h1Request(envd.port, { path: "/init", headers: { "content-type": "application/json" }, body: JSON.stringify({ accessToken: TOKEN }) });
+    assert.equal(init.status, 204);
+  });
+  after(async () => {
+    const alive = envd?.alive();
+    await envd?.stop();
+    const found = markers.filter((m) => existsSync(m));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    assert.ok(alive !== false, `envd died:\n${envd?.tail()}`);
+    assert.deepEqual(found, [], "a shell ran a client's string");
+  });
+
+  const noMarkers = () => assert.deepEqual(markers.filter((m) => existsSync(m)), []);
+
+  /** Runs a process over Connect JSON: { stdout, stderr, exitCode, error }. */
+  async function run(proc, headers = {}) {
+    const body = envelope(0, JSON.stringify({ process: proc }));
+    const r = await h1Request(envd.port, { path: "/process.Process/Start", headers: { "content-type": "application/connect+json", ...auth, ...headers }, body });
+    assert.equal(r.status, 200, r.body.toString());
+    const out = { stdout: "", stderr: "", exitCode: undefined, error: undefined };
+    for (const e of parseEnvelopes(r.body)) {
+      const j = JSON.parse(e.data.toString());
+      if (e.flags & 0x02) { out.error = j.error; continue; }
+      const ev = j.event ?? {};
+      if (ev.data?.stdout) out.stdout += Buffer.from(ev.data.stdout, "base64").toString();
+      if (ev.data?.stderr) out.stderr += Buffer.from(ev.data.stderr, "base64").toString();
+      if (ev.end) out.exitCode = ev.end.exitCode ?? 0;
+    }
+    return out;
+  }
+  const rpc = (path, msg, headers = {}) =>
+    h1Request(envd.port, { path, headers: { "content-type": "application/json", ...auth, ...headers }, body: JSON.stringify(msg) })
+      .then((r) => ({ status: r.status, json: jsonOr(r.body) }));
+
+  it("Start: arguments reach the command verbatim (printf '%s\\n' prints each one back)", async () => {
+    const args = hostile("args");
+    const r = await run({ cmd: "/usr/bin/printf", args: ["%s\\n", ...args] });
+    assert.equal(r.exitCode, 0, JSON.stringify(r));
+    assert.equal(r.stdout, args.map((a) => `${a}\n`).join(""));
+    noMarkers();
+  });
+
+  it("Start: the command name itself is exec'd, not parsed (a hostile name is just not found)", async () => {
+    for (const cmd of hostile("cmd")) {
+      const r = await run({ cmd });
+      assert.equal(r.exitCode, 127, `${JSON.stringify(cmd)}: ${JSON.stringify(r)}`);
+    }
+    noMarkers();
+  });
+
+  it("Start: environment names and values are passed as bytes (env prints them back)", async () => {
+    const values = hostile("envval");
+    const envs = {};
+    values.forEach((v, i) => { envs[`HOSTILE_${i}`] = v; });
+    // Names with shell syntax (no '=' and no NUL: what execve allows).
+    for (const [i, v] of hostile("envname").entries()) envs[`N${i}${v.replace(/=/g, "")}`] = "x";
+    const r = await run({ cmd: "/usr/bin/env", envs });
+    assert.equal(r.exitCode, 0, JSON.stringify(r));
+    const lines = r.stdout.split("\n");
+    for (const [k, v] of Object.entries(envs)) {
+      if (k.includes("\n") || v.includes("\n")) continue; // env's output is line based; the marker check covers them
+      assert.ok(lines.includes(`${k}=${v}`), `${k}=${v} missing from env's output`);
+    }
+    noMarkers();
+  });
+
+  it("Start: a working directory with shell syntax in its name is entered as is (pwd prints it)", async () => {
+    for (const name of hostile("cwd")) {
+      const cwd = join(dir, name.replace(/\//g, "_"));
+      mkdirSync(cwd, { recursive: true });
+      const r = await run({ cmd: "/bin/pwd", cwd });
+      assert.equal(r.exitCode, 0, JSON.stringify(r));
+      assert.equal(r.stdout, `${cwd}\n`);
+    }
+    // A cwd that does not exist: invalid_argument, nothing runs.
+    const r = await run({ cmd: "/bin/true", cwd: join(dir, hostile("cwd2")[0]) });
+    assert.equal(r.error?.code, "invalid_argument", JSON.stringify(r));
+    noMarkers();
+  });
+
+  it("Start: a script without #! is run by /bin/sh as a file (execvp's fallback), its hostile name never parsed", async () => {
+    // Relative marker: a shell parsing the name would touch it in the cwd.
+    const name = join(dir, "s;touch pwned-script;x");
+    markers.push(join(dir, "pwned-script"));
+    writeFileSync(name, "echo from-script\n", { mode: 0o755 });
+    const r = await run({ cmd: name, cwd: dir });
+    assert.equal(r.stdout, "from-script\n", JSON.stringify(r));
+    noMarkers();
+  });
+
+  it("user names (Basic header, /files username): unknown users are refused, nothing runs", async () => {
+    for (const user of hostile("user")) {
+      const r = await rpc("/process.Process/List", {}, { authorization: basic(user) });
+      assert.equal(r.status, 401);
+      assert.equal(r.json.code, "unauthenticated");
+      const q = new URLSearchParams({ path: join(dir, "x"), username: user });
+      const f = await h1Request(envd.port, { method: "GET", path: `/files?${q}`, headers: auth });
+      assert.equal(f.status, 401, f.body.toString());
+    }
+    noMarkers();
+  });
+
+  it("filesystem paths (MakeDir, Stat, ListDir, Move, Remove, /files up- and download, compose, ~user): literal names", async () => {
+    for (const [i, h] of hostile("fs").entries()) {
+      const name = h.replace(/\//g, "_");
+      const p = join(dir, `d${i}${name}`);
+      assert.equal((await rpc("/filesystem.Filesystem/MakeDir", { path: p })).status, 200);
+      const st = await rpc("/filesystem.Filesystem/Stat", { path: p });
+      assert.equal(st.json.entry.path, p);
+      const file = join(p, `f${name}`);
+      const up = await h1Request(envd.port, { method: "POST", path: `/files?${new URLSearchParams({ path: file })}`, headers: { ...auth, "content-type": "application/octet-stream" }, body: "data" });
+      assert.equal(up.status, 200, up.body.toString());
+      const down = await h1Request(envd.port, { method: "GET", path: `/files?${new URLSearchParams({ path: file })}`, headers: auth });
+      assert.equal(down.body.toString(), "data");
+      const ls = await rpc("/filesystem.Filesystem/ListDir", { path: p, depth: 1 });
+      assert.deepEqual(ls.json.entries.map((e) => e.name), [`f${name}`]);
+      const composed = join(p, `c${name}`);
+      const c = await h1Request(envd.port, { method: "POST", path: "/files/compose", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ source_paths: [file], destination: composed }) });
+      assert.equal(c.status, 200, c.body.toString());
+      const moved = join(dir, `m${i}${name}`);
+      assert.equal((await rpc("/filesystem.Filesystem/Move", { source: p, destination: moved })).status, 200);
+      assert.ok(existsSync(join(moved, `c${name}`)));
+      assert.equal((await rpc("/filesystem.Filesystem/Remove", { path: moved })).status, 200);
+      assert.ok(!existsSync(moved));
+      // ~name is refused (contract §3.2), whatever follows.
+      const tilde = await rpc("/filesystem.Filesystem/Stat", { path: `~${h}` });
+      assert.equal(tilde.json?.code, "invalid_argument", JSON.stringify(tilde));
+    }
+    noMarkers();
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("pwned")), []);
+  });
+});
