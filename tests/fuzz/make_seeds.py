@@ -127,3 +127,21 @@ for name, v in [("cd_token", b"test.txt"), ("cd_quoted", b'my "document".pdf'),
                 ("cd_2231", b"form-data; name=\"file\"; filename*=utf-8''%E6%96%87%20a.txt"),
                 ("cd_cont", b'attachment; filename*0="a"; filename*1*=%20b; filename*2="c\\"d"')]:
     put("media_type", name, v)
+# Access checks: flags byte, then Authorization, query string, X-Access-Token, token (lines).
+import base64 as _b64
+import hashlib as _hl
+
+
+def _sig(path, op, user, token, exp=None):
+    raw = f"{path}:{op}:{user}:{token}" + (f":{exp}" if exp is not None else "")
+    return "v1_" + _b64.b64encode(_hl.sha256(raw.encode()).digest()).decode().rstrip("=")
+
+
+_basic = "Basic " + _b64.b64encode(b"user:").decode()
+put("auth", "signed", b"\x02" + f"{_basic}\npath=%2Fhome%2Fuser%2Fa.txt&signature={_sig('/home/user/a.txt', 'read', '', 'tok')}\n\ntok".encode())
+put("auth", "signed_exp", b"\x06" + f"Basic x\npath=a&username=user&signature={_sig('a', 'write', 'user', 'tok', 1700000001)}&signature_expiration=1700000001\n\ntok".encode())
+put("auth", "expired", b"\x02" + f"\npath=a&signature={_sig('a', 'read', '', 'tok', 1)}&signature_expiration=1\n\ntok".encode())
+put("auth", "header", b"\x03" + b"bAsIc dXNlcjpwdw==\npath=x\ntok\ntok")
+put("auth", "wrong_header", b"\x03" + b"Basic\npath=x&signature=v1_\ntoK\ntok")
+put("auth", "repeated", b"\x02" + b"\npath=a&path=b&signature=x\n\ntok")
+put("auth", "open", b"\x00" + b"Basic Og==\nsignature_expiration=abc\n\n")
