@@ -59,8 +59,6 @@ std::optional<std::uint64_t> parse_content_length(const http::RequestHead& head)
   return n;
 }
 
-std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 awaitable<void> reply_error(http::Exchange& ex, int status, std::string_view message) {
   co_await send_reply(ex, json_error(status, message));
 }
@@ -601,7 +599,7 @@ awaitable<void> Upload::run_request() {
 }
 
 awaitable<void> handle_upload(http::Exchange& ex, SandboxState& state, const UploadOptions& opts) {
-  auto pre = files_prelude(state, ex.request(), FileOp::write, now_unix());
+  auto pre = files_prelude(state, ex.request(), FileOp::write, unix_seconds_now());
   if (auto* reply = std::get_if<Reply>(&pre)) co_return co_await send_reply(ex, std::move(*reply));
   Upload upload(ex, state, opts, std::move(std::get<FilesRequest>(pre)));
   co_await upload.run();

@@ -32,6 +32,8 @@ const WRONG_TOKENS = [
   `Bearer ${TOKEN}`,
   `${TOKEN},${TOKEN}`,
 ];
+// Hundreds of requests per test: a budget for the ASan build (no assertion depends on time).
+const MATRIX = { timeout: 120000 };
 const GATE_BODY = '{"code":401,"message":"unauthorized access, please provide a valid access token or method signing if supported"}\n';
 const BOGUS_USER = `nobody-${randomBytes(4).toString("hex")}`;
 const basic = (user) => `Basic ${Buffer.from(`${user}:`).toString("base64")}`;
@@ -240,7 +242,7 @@ describe("access matrix (token set, --log-level debug)", () => {
   const restBody = (route) => (route.method === "GET" || route.method === "HEAD" ? undefined : "{}");
   const restHeaders = (route, extra = {}) => (route.method === "GET" || route.method === "HEAD" ? extra : { "content-type": "application/json", ...extra });
 
-  it("every served route × {no token, 7 wrong tokens} × {HTTP/1.1, h2c}: 401 from the gate, except the exempt set", async () => {
+  it("every served route × {no token, 7 wrong tokens} × {HTTP/1.1, h2c}: 401 from the gate, except the exempt set", MATRIX, async () => {
     for (const t of targets()) {
       for (const route of table.routes) {
         const what0 = `${t.name} ${route.method} ${route.path}`;
@@ -256,7 +258,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("every served route with the right token passes the gate: an unknown Basic user is then refused (invalid username), /health still 204", async () => {
+  it("every served route with the right token passes the gate: an unknown Basic user is then refused (invalid username), /health still 204", MATRIX, async () => {
     for (const t of targets()) {
       for (const route of table.routes) {
         const what = `${t.name} ${route.method} ${route.path}`;
@@ -275,7 +277,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("the right token and the default user: the handlers of the safe routes run (200/204/400, never 401)", async () => {
+  it("the right token and the default user: the handlers of the safe routes run (200/204/400, never 401)", MATRIX, async () => {
     const file = join(work, "wd", "hello.txt");
     writeFileSync(file, "hello access\n");
     const safe = {
@@ -305,7 +307,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     assert.equal(readFileSync(join(work, "wd", "up.txt"), "utf8"), "uploaded");
   });
 
-  it("every other HTTP method on a served path: 401 without a token (the gate comes before 405), 405 with it", async () => {
+  it("every other HTTP method on a served path: 401 without a token (the gate comes before 405), 405 with it", MATRIX, async () => {
     const byPath = new Map();
     for (const r of table.routes) byPath.set(r.path, [...(byPath.get(r.path) ?? []), r.method]);
     for (const t of targets()) {
@@ -327,7 +329,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("near-miss and unknown paths (case, slashes, percent-encoding, unknown RPCs): 401 without a token, never served as exempt", async () => {
+  it("near-miss and unknown paths (case, slashes, percent-encoding, unknown RPCs): 401 without a token, never served as exempt", MATRIX, async () => {
     for (const t of targets()) {
       for (const path of NEAR_MISSES) {
         for (const method of ["GET", "POST"]) {
@@ -348,7 +350,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("CORS: a preflight is answered 204 before the gate on every path; the actual request still needs the token", async () => {
+  it("CORS: a preflight is answered 204 before the gate on every path; the actual request still needs the token", MATRIX, async () => {
     const paths = [...new Set([...table.routes.map((r) => r.path), ...table.rpc.map((m) => m.path)])];
     for (const path of paths) {
       const pre = await h1Request(envd.port, {
@@ -364,7 +366,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("every RPC × {Connect JSON, Connect binary, gRPC, gRPC-Web, gRPC-Web-text} × {no token, 7 wrong tokens}: 401 from the gate, plain JSON", async () => {
+  it("every RPC × {Connect JSON, Connect binary, gRPC, gRPC-Web, gRPC-Web-text} × {no token, 7 wrong tokens}: 401 from the gate, plain JSON", MATRIX, async () => {
     for (const m of table.rpc) {
       for (const proto of PROTOCOLS) {
         const target = { port: envd.port, h2 };
@@ -379,7 +381,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("every RPC × protocol with the right token and an unknown Basic user: unauthenticated 'invalid username' in the protocol's shape (no handler runs)", async () => {
+  it("every RPC × protocol with the right token and an unknown Basic user: unauthenticated 'invalid username' in the protocol's shape (no handler runs)", MATRIX, async () => {
     for (const m of table.rpc) {
       for (const proto of PROTOCOLS) {
         const r = await rpcCall({ port: envd.port, h2 }, proto, m, { headers: { "x-access-token": TOKEN, authorization: basic(BOGUS_USER) } });
@@ -394,7 +396,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     }
   });
 
-  it("every RPC × protocol with the right token and the default user (an empty request, short deadline): served, never unauthenticated", async () => {
+  it("every RPC × protocol with the right token and the default user (an empty request, short deadline): served, never unauthenticated", MATRIX, async () => {
     for (const m of table.rpc) {
       for (const proto of PROTOCOLS) {
         const r = await rpcCall({ port: envd.port, h2 }, proto, m, { headers: { "x-access-token": TOKEN, ...proto.deadline } });
@@ -424,7 +426,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     return { url: `/files?${u}`, sig: s };
   }
 
-  it("signed /files URLs over HTTP/1.1 and h2c: valid, now+2 and far-future served; now-1 and older expired; tampered ones refused", async () => {
+  it("signed /files URLs over HTTP/1.1 and h2c: valid, now+2 and far-future served; now-1 and older expired; tampered ones refused", MATRIX, async () => {
     const file = join(work, "wd", "signed.txt");
     writeFileSync(file, "signed content");
     for (const t of targets()) {
@@ -477,7 +479,7 @@ describe("access matrix (token set, --log-level debug)", () => {
     assert.equal(readFileSync(join(work, "wd", "up-h1.txt"), "utf8"), "payload h1");
   });
 
-  it("an upload with an expired or wrong signature writes nothing", async () => {
+  it("an upload with an expired or wrong signature writes nothing", MATRIX, async () => {
     const now = Math.floor(Date.now() / 1000);
     for (const spec of [{ exp: now - 1 }, { token: WRONG_TOKENS[1] }]) {
       const target = join(work, "wd", `never-${randomBytes(3).toString("hex")}.txt`);
@@ -491,7 +493,7 @@ describe("access matrix (token set, --log-level debug)", () => {
 
   // ------------------------------------------------------------------------------------------
 
-  it("the logs (debug level, everything above) never contain the token, a wrong token or a signature", async () => {
+  it("the logs (debug level, everything above) never contain the token, a wrong token or a signature", MATRIX, async () => {
     // /init paths that log: a body with ignored fields, a type error next to the token, a wrong
     // token in the body and in the header.
     const initReq = (body, headers = {}) => h1Request(envd.port, { path: "/init", headers: { "content-type": "application/json", ...headers }, body });
@@ -546,7 +548,7 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
     return Number(c.data.toString("latin1").slice(9, 12));
   }
 
-  it("a head over --max-header-bytes or --max-header-count: 431 on every route and RPC path, with or without the token (HTTP/1.1 and h2c)", async () => {
+  it("a head over --max-header-bytes or --max-header-count: 431 on every route and RPC path, with or without the token (HTTP/1.1 and h2c)", MATRIX, async () => {
     const entries = [...table.routes.map((r) => [r.method, r.path]), ...table.rpc.map((m) => ["POST", m.path])];
     for (const [method, path] of entries) {
       for (const token of [undefined, TOKEN]) {
@@ -565,7 +567,7 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
     }
   });
 
-  it("every RPC × protocol: a request message over --max-message-bytes → resource_exhausted (with the token; 401 without)", async () => {
+  it("every RPC × protocol: a request message over --max-message-bytes → resource_exhausted (with the token; 401 without)", MATRIX, async () => {
     // Valid messages of any request type: an unknown field holding 2,000 bytes.
     const pad = "x".repeat(2000);
     const bin = Buffer.concat([Buffer.from([0xfa, 0xff, 0x07 /* field 16383, wire type 2 */]), Buffer.from([0xd0, 0x0f /* 2000 */]), Buffer.from(pad)]);
@@ -593,7 +595,7 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
     }
   });
 
-  it("every POST route that reads its body whole answers 413 past its limit; every other POST route streams (classified here)", async () => {
+  it("every POST route that reads its body whole answers 413 past its limit; every other POST route streams (classified here)", MATRIX, async () => {
     for (const route of table.routes.filter((r) => r.method === "POST")) {
       if (STREAMED_BODIES.has(route.path)) continue;
       const limit = BODY_LIMITS[route.path];
@@ -666,7 +668,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     h1Request(envd.port, { path, headers: { "content-type": "application/json", ...auth, ...headers }, body: JSON.stringify(msg) })
       .then((r) => ({ status: r.status, json: jsonOr(r.body) }));
 
-  it("Start: arguments reach the command verbatim (printf '%s\\n' prints each one back)", async () => {
+  it("Start: arguments reach the command verbatim (printf '%s\\n' prints each one back)", MATRIX, async () => {
     const args = hostile("args");
     const r = await run({ cmd: "/usr/bin/printf", args: ["%s\\n", ...args] });
     assert.equal(r.exitCode, 0, JSON.stringify(r));
@@ -674,7 +676,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("Start: the command name itself is exec'd, not parsed (a hostile name is just not found)", async () => {
+  it("Start: the command name itself is exec'd, not parsed (a hostile name is just not found)", MATRIX, async () => {
     for (const cmd of hostile("cmd")) {
       const r = await run({ cmd });
       assert.equal(r.exitCode, 127, `${JSON.stringify(cmd)}: ${JSON.stringify(r)}`);
@@ -682,7 +684,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("Start: environment names and values are passed as bytes (env prints them back)", async () => {
+  it("Start: environment names and values are passed as bytes (env prints them back)", MATRIX, async () => {
     const values = hostile("envval");
     const envs = {};
     values.forEach((v, i) => { envs[`HOSTILE_${i}`] = v; });
@@ -698,7 +700,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("Start: a working directory with shell syntax in its name is entered as is (pwd prints it)", async () => {
+  it("Start: a working directory with shell syntax in its name is entered as is (pwd prints it)", MATRIX, async () => {
     for (const name of hostile("cwd")) {
       const cwd = join(dir, name.replace(/\//g, "_"));
       mkdirSync(cwd, { recursive: true });
@@ -712,7 +714,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("Start: a script without #! is run by /bin/sh as a file (execvp's fallback), its hostile name never parsed", async () => {
+  it("Start: a script without #! is run by /bin/sh as a file (execvp's fallback), its hostile name never parsed", MATRIX, async () => {
     // Relative marker: a shell parsing the name would touch it in the cwd.
     const name = join(dir, "s;touch pwned-script;x");
     markers.push(join(dir, "pwned-script"));
@@ -722,7 +724,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("user names (Basic header, /files username): unknown users are refused, nothing runs", async () => {
+  it("user names (Basic header, /files username): unknown users are refused, nothing runs", MATRIX, async () => {
     for (const user of hostile("user")) {
       const r = await rpc("/process.Process/List", {}, { authorization: basic(user) });
       assert.equal(r.status, 401);
@@ -734,7 +736,7 @@ describe("client strings never reach a shell (users, paths, cwd, env, args)", ()
     noMarkers();
   });
 
-  it("filesystem paths (MakeDir, Stat, ListDir, Move, Remove, /files up- and download, compose, ~user): literal names", async () => {
+  it("filesystem paths (MakeDir, Stat, ListDir, Move, Remove, /files up- and download, compose, ~user): literal names", MATRIX, async () => {
     for (const [i, h] of hostile("fs").entries()) {
       const name = h.replace(/\//g, "_");
       const p = join(dir, `d${i}${name}`);
