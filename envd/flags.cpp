@@ -101,6 +101,8 @@ std::string usage() {
          // --- access matrix ---
          "  --print-routes          print every REST route and RPC method this command line would serve\n"
          "                          (JSON, with the token-exempt ones marked) and exit\n"
+         "  --max-init-body-bytes N largest POST /init body; larger → 413 (default 16777216)\n"
+         "  --max-compose-body-bytes N  largest POST /files/compose body; larger → 413 (default 1048576)\n"
          // --- end access matrix ---
          "  -help                   show this help\n";
 }
@@ -196,6 +198,14 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return parse_uint(v, out.h2_max_concurrent_streams, 100000) && out.h2_max_concurrent_streams > 0;
   };
   // --- end transport bounds ---
+  // --- access matrix ---
+  values["max-init-body-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_init_body_bytes, 1ull << 30) && out.max_init_body_bytes >= 1024;
+  };
+  values["max-compose-body-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_compose_body_bytes, 1ull << 30) && out.max_compose_body_bytes >= 1024;
+  };
+  // --- end access matrix ---
   // --- process service (issue 4) ---
   values["process-retention-ms"] = [&](const std::string& v) {
     std::uint64_t ms = 0;

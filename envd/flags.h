@@ -66,7 +66,9 @@ struct Flags {
   std::chrono::milliseconds watcher_idle_timeout{24ll * 3600 * 1000};
   // --- end directory watching ---
   // --- access matrix ---
-  bool print_routes = false;  // print the route and RPC method table (JSON) and exit
+  bool print_routes = false;                      // print the route and RPC method table (JSON) and exit
+  std::size_t max_init_body_bytes = 16u << 20;    // POST /init body read whole; larger → 413
+  std::size_t max_compose_body_bytes = 1u << 20;  // POST /files/compose body read whole; larger → 413
   // --- end access matrix ---
 };
 

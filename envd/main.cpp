@@ -175,12 +175,15 @@ int main(int argc, char** argv) {
   // Only a daemon told it owns the clock sets it, and never outside Firecracker (-isnotfc).
   control.owns_clock = flags.owns_clock && !flags.is_not_fc;
   control.max_init_depth = flags.max_init_depth;
+  control.max_init_body_bytes = flags.max_init_body_bytes;
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::FilesOptions files;
   files.gzip_chunk_bytes = flags.gzip_chunk_bytes;
   envd::fs::register_files_routes(router, state, files);
-  envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
+  envd::fs::UploadOptions upload_options{flags.upload_idle_timeout};
+  upload_options.max_compose_body_bytes = flags.max_compose_body_bytes;
+  envd::fs::register_upload_routes(router, state, upload_options);
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;

@@ -607,9 +607,9 @@ awaitable<void> handle_upload(http::Exchange& ex, SandboxState& state, const Upl
 
 // ---------------------------------------------------------------- compose
 
-awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
+awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state, const UploadOptions& opts) {
   std::string body;
-  auto r = co_await http::read_whole_body(ex, body, 1u << 20);
+  auto r = co_await http::read_whole_body(ex, body, opts.max_compose_body_bytes);
   if (r == http::BodyRead::too_large) co_return co_await reply_error(ex, 413, "request body too large");
   if (r != http::BodyRead::end) co_return;
   WriteFailure failure;
@@ -659,7 +659,7 @@ awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
 void register_upload_routes(Router& router, SandboxState& state, UploadOptions options) {
   auto opts = std::make_shared<UploadOptions>(options);
   router.add("POST", "/files", [&state, opts](http::Exchange& ex) { return handle_upload(ex, state, *opts); });
-  router.add("POST", "/files/compose", [&state](http::Exchange& ex) { return handle_compose(ex, state); });
+  router.add("POST", "/files/compose", [&state, opts](http::Exchange& ex) { return handle_compose(ex, state, *opts); });
 }
 
 }  // namespace envd::fs

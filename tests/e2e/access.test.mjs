@@ -518,13 +518,14 @@ describe("access matrix (token set, --log-level debug)", () => {
 
 // POST routes that read their body whole, with the limit they enforce; routes that stream their
 // body to disk have none (§6.6: "no size limit"). A new POST route must be put in one of the two.
-const BODY_LIMITS = { "/init": 16 << 20, "/files/compose": 1 << 20 };
+const BODY_LIMITS = { "/init": 65536, "/files/compose": 4096 }; // --max-init-body-bytes, --max-compose-body-bytes
 const STREAMED_BODIES = new Set(["/files", "/__test/upload"]);
 
-describe("limits on every route and method (--max-header-bytes 8192, --max-header-count 64, --max-message-bytes 1024)", () => {
+describe("limits on every route and method (--max-header-bytes 8192, --max-header-count 64, --max-message-bytes 1024, body limits)", () => {
   let envd, h2, table;
   before(async () => {
-    const args = ["--isnotfc", "--max-header-bytes", "8192", "--max-header-count", "64", "--max-message-bytes", "1024", ...cgroupArgs()];
+    const args = ["--isnotfc", "--max-header-bytes", "8192", "--max-header-count", "64", "--max-message-bytes", "1024",
+      "--max-init-body-bytes", String(BODY_LIMITS["/init"]), "--max-compose-body-bytes", String(BODY_LIMITS["/files/compose"]), ...cgroupArgs()];
     table = routeTable(["--test-services", ...args]);
     envd = await startEnvd({ extraArgs: args });
     h2 = await h2Connect(envd.port);
