@@ -129,6 +129,12 @@ std::string usage() {
          "                            filesystem); the oldest are dropped, and counted, past N bytes\n"
          "                            (default 1048576)\n"
          // --- end pause hooks ---
+         // --- access matrix ---
+         "  --print-routes          print every REST route and RPC method this command line would serve\n"
+         "                          (JSON, with the token-exempt ones marked) and exit\n"
+         "  --max-init-body-bytes N largest POST /init body; larger → 413 (default 16777216)\n"
+         "  --max-compose-body-bytes N  largest POST /files/compose body; larger → 413 (default 1048576)\n"
+         // --- end access matrix ---
          "  -help                   show this help\n"
          // --- service manager (ops-init) ---
          "\n"
@@ -153,6 +159,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"no-cgroups", &out.no_cgroups},
       {"test-services", &out.test_services},
       {"owns-clock", &out.owns_clock},
+      {"print-routes", &out.print_routes},
   };
   auto millis = [](std::chrono::milliseconds& field, std::uint64_t min, std::uint64_t max) {
     return [&field, min, max](const std::string& v) {
@@ -267,6 +274,14 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["forward-max-connections"] = forward_count(out.forward_max_connections, 1);
   values["forward-fd-reserve"] = forward_count(out.forward_fd_reserve, 0);
   // --- end port forwarding ---
+  // --- access matrix ---
+  values["max-init-body-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_init_body_bytes, 1ull << 30) && out.max_init_body_bytes >= 1024;
+  };
+  values["max-compose-body-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.max_compose_body_bytes, 1ull << 30) && out.max_compose_body_bytes >= 1024;
+  };
+  // --- end access matrix ---
   // --- process service (issue 4) ---
   values["process-retention-ms"] = [&](const std::string& v) {
     std::uint64_t ms = 0;

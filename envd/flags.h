@@ -82,6 +82,11 @@ struct Flags {
   std::optional<std::string> fsfreeze_path;          // /fsfreeze target; unset: `/`, or none with -isnotfc
   std::size_t log_queue_bytes = 1u << 20;            // log lines held while the log cannot be written
   // --- end pause hooks ---
+  // --- access matrix ---
+  bool print_routes = false;                      // print the route and RPC method table (JSON) and exit
+  std::size_t max_init_body_bytes = 16u << 20;    // POST /init body read whole; larger → 413
+  std::size_t max_compose_body_bytes = 1u << 20;  // POST /files/compose body read whole; larger → 413
+  // --- end access matrix ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -148,3 +148,20 @@ TEST_CASE("flags: upload idle timeout") {
   CHECK(parse_flags({"--upload-idle-timeout-ms", "0"}, f).has_value());
   CHECK(parse_flags({"-upload-idle-timeout-ms=x"}, f).has_value());
 }
+
+TEST_CASE("flags: access matrix (--print-routes, body limits of /init and /files/compose)") {
+  Flags f;
+  CHECK_FALSE(f.print_routes);
+  CHECK(f.max_init_body_bytes == 16u << 20);
+  CHECK(f.max_compose_body_bytes == 1u << 20);
+  REQUIRE_FALSE(
+      parse_flags({"--print-routes", "--max-init-body-bytes", "4096", "-max-compose-body-bytes=2048"}, f).has_value());
+  CHECK(f.print_routes);
+  CHECK(f.max_init_body_bytes == 4096);
+  CHECK(f.max_compose_body_bytes == 2048);
+  CHECK(parse_flags({"--max-init-body-bytes", "100"}, f).has_value());
+  CHECK(parse_flags({"--max-compose-body-bytes", "x"}, f).has_value());
+  for (auto name : {"print-routes", "max-init-body-bytes", "max-compose-body-bytes"}) {
+    CHECK_MESSAGE(usage().find(std::string("--") + name + " ") != std::string::npos, name);
+  }
+}

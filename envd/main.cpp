@@ -32,6 +32,7 @@
 #include "envd/notify.h"
 #include "envd/open_files.h"
 #include "envd/pause/pause_routes.h"
+#include "envd/route_table.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
 #include "envd/test_routes.h"
@@ -258,12 +259,15 @@ int main(int argc, char** argv) {
   pause.register_routes(router);
   router.use([&pause](const envd::http::RequestHead& req, bool) { return pause.write_gate(req); });
   control.on_authorized = [&pause](std::string_view request_id) { return pause.thaw_for_init(request_id); };
+  control.max_init_body_bytes = flags.max_init_body_bytes;
   envd::register_control_routes(router, state, metrics, control);
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::FilesOptions files;
   files.gzip_chunk_bytes = flags.gzip_chunk_bytes;
   envd::fs::register_files_routes(router, state, files);
-  envd::fs::register_upload_routes(router, state, envd::fs::UploadOptions{flags.upload_idle_timeout});
+  envd::fs::UploadOptions upload_options{flags.upload_idle_timeout};
+  upload_options.max_compose_body_bytes = flags.max_compose_body_bytes;
+  envd::fs::register_upload_routes(router, state, upload_options);
   if (flags.test_services) envd::register_test_routes(router);
 
   envd::http::ServerContext ctx;
@@ -276,6 +280,13 @@ int main(int argc, char** argv) {
   ctx.config.h2_header_budget_bytes = flags.h2_header_budget_bytes;
   ctx.config.h2_max_concurrent_streams = flags.h2_max_concurrent_streams;
   ctx.handler = [&router](envd::http::Exchange& ex) { return router.handle(ex); };
+
+  // --- access matrix: the table of what is served, from the registration above ---
+  if (flags.print_routes) {
+    std::cout << envd::route_table_json(router, registry) << std::endl;
+    return 0;
+  }
+  // --- end access matrix ---
 
   tcp::acceptor acceptor(io);
   boost::system::error_code ec;

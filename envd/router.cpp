@@ -57,6 +57,13 @@ void Router::add(std::string method, std::string path, Handler handler, RouteOpt
   routes_[std::move(path)][std::move(method)] = Entry{std::move(handler), options};
 }
 
+std::vector<Router::RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& [path, methods] : routes_)
+    for (const auto& [method, entry] : methods) out.push_back({method, path, entry.options.run_to_completion});
+  return out;
+}
+
 void Router::shutdown() {
   // cancel() only posts callbacks: the set does not change while it is walked.
   for (const auto& scope : scopes_) scope->cancel(CancelReason::shutdown);

@@ -47,6 +47,14 @@ class Router {
   void use(Middleware step);
   boost::asio::awaitable<void> handle(http::Exchange& ex);
 
+  // Every registered REST route, sorted by path then method (--print-routes).
+  struct RouteInfo {
+    std::string method;
+    std::string path;
+    bool run_to_completion = false;
+  };
+  std::vector<RouteInfo> routes() const;
+
   // Requests whose handler has not returned yet (graceful shutdown waits for them).
   std::size_t in_flight() const { return in_flight_; }
 

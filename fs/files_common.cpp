@@ -1,11 +1,19 @@
 #include "fs/files_common.h"
 
+#include <ctime>
+
 #include "envd/error_reply.h"
 #include "envd/paths.h"
 #include "envd/rest/query.h"
 #include "envd/rest/signature.h"
 
 namespace envd::fs {
+
+std::int64_t unix_seconds_now() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec);
+}
 
 Reply json_error(int status, std::string_view message) { return json_error_reply(status, message); }
 

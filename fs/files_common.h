@@ -38,6 +38,11 @@ struct FilesRequest {
 // jsonError reply (envd/error_reply.h's json_error_reply).
 Reply json_error(int status, std::string_view message);
 
+// The current Unix time in whole seconds from CLOCK_REALTIME, for signature expiry: time(2) reads
+// the coarse clock, which lags up to a tick behind at a second boundary, so a URL expiring at
+// now-1 would still pass for those milliseconds (Go's time.Now() is precise).
+std::int64_t unix_seconds_now();
+
 // Steps 1–3 above. `now_unix` is the current time in seconds (a parameter for tests).
 std::variant<FilesRequest, Reply> files_prelude(const SandboxState& state, const http::RequestHead& req, FileOp op,
                                                 std::int64_t now_unix);

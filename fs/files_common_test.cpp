@@ -1,5 +1,7 @@
 #include "fs/files_common.h"
 
+#include <ctime>
+
 #include "envd/rest/signature.h"
 
 #include <doctest/doctest.h>
@@ -126,4 +128,17 @@ TEST_CASE("resolve_files_path: empty → default workdir, else home") {
   state.default_workdir = "/work";
   CHECK(resolve_files_path(state, u, "").path == "/work");
   CHECK(resolve_files_path(state, u, "x").path == "/root/x");
+}
+
+TEST_CASE("unix_seconds_now: the precise realtime clock's seconds (signature expiry is exact)") {
+  // time(2) reads the coarse clock, which may still show the previous second for a tick after a
+  // boundary: a URL expiring then would pass for those milliseconds.
+  for (int i = 0; i < 1000; ++i) {
+    timespec before{}, after{};
+    ::clock_gettime(CLOCK_REALTIME, &before);
+    auto now = envd::fs::unix_seconds_now();
+    ::clock_gettime(CLOCK_REALTIME, &after);
+    CHECK(now >= before.tv_sec);
+    CHECK(now <= after.tv_sec);
+  }
 }

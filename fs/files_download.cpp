@@ -259,7 +259,7 @@ struct Opened {
 // resolution, stat (following symlinks), directory, then open. Every syscall on the pool.
 asio::awaitable<void> open_for_download(http::Exchange& ex, const SandboxState& state, Opened& out) {
   const auto& req = ex.request();
-  auto pre = files_prelude(state, req, FileOp::read, static_cast<std::int64_t>(::time(nullptr)));
+  auto pre = files_prelude(state, req, FileOp::read, unix_seconds_now());
   if (auto* reply = std::get_if<Reply>(&pre)) {
     out.reply = std::move(*reply);
     co_return;

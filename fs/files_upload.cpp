@@ -61,8 +61,6 @@ std::optional<std::uint64_t> parse_content_length(const http::RequestHead& head)
   return n;
 }
 
-std::int64_t now_unix() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
 awaitable<void> reply_error(http::Exchange& ex, int status, std::string_view message) {
   co_await send_reply(ex, json_error(status, message));
 }
@@ -637,7 +635,7 @@ awaitable<void> Upload::run_request() {
 }
 
 awaitable<void> handle_upload(http::Exchange& ex, SandboxState& state, const UploadOptions& opts) {
-  auto pre = files_prelude(state, ex.request(), FileOp::write, now_unix());
+  auto pre = files_prelude(state, ex.request(), FileOp::write, unix_seconds_now());
   if (auto* reply = std::get_if<Reply>(&pre)) co_return co_await send_reply(ex, std::move(*reply));
   Upload upload(ex, state, opts, std::move(std::get<FilesRequest>(pre)));
   co_await upload.run();
@@ -645,9 +643,9 @@ awaitable<void> handle_upload(http::Exchange& ex, SandboxState& state, const Upl
 
 // ---------------------------------------------------------------- compose
 
-awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
+awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state, const UploadOptions& opts) {
   std::string body;
-  auto r = co_await http::read_whole_body(ex, body, 1u << 20);
+  auto r = co_await http::read_whole_body(ex, body, opts.max_compose_body_bytes);
   if (r == http::BodyRead::too_large) co_return co_await reply_error(ex, 413, "request body too large");
   if (r != http::BodyRead::end) co_return;
   WriteFailure failure;
@@ -697,7 +695,7 @@ awaitable<void> handle_compose(http::Exchange& ex, SandboxState& state) {
 void register_upload_routes(Router& router, SandboxState& state, UploadOptions options) {
   auto opts = std::make_shared<UploadOptions>(options);
   router.add("POST", "/files", [&state, opts](http::Exchange& ex) { return handle_upload(ex, state, *opts); });
-  router.add("POST", "/files/compose", [&state](http::Exchange& ex) { return handle_compose(ex, state); });
+  router.add("POST", "/files/compose", [&state, opts](http::Exchange& ex) { return handle_compose(ex, state, *opts); });
 }
 
 }  // namespace envd::fs

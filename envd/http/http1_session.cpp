@@ -271,6 +271,9 @@ class Http1Exchange final : public Exchange {
     Headers().swap(extra_headers_);
     bool no_body =
         head.status == 204 || head.status == 304 || (head.status >= 100 && head.status < 200) || head_.method == "HEAD";
+    // Whatever a handler then writes is dropped: bytes after such a head would be read as the next
+    // response on the connection (a HEAD refused 401 used to get the jsonError body).
+    no_body_ = no_body;
     if (head.content_length) {
       if (!no_body || head.status == 304 || head_.method == "HEAD")
         add("content-length", std::to_string(*head.content_length));
@@ -289,7 +292,7 @@ class Http1Exchange final : public Exchange {
 
   asio::awaitable<bool> write_body(std::string data) override {
     if (closed_) co_return false;
-    if (data.empty()) co_return true;
+    if (data.empty() || no_body_) co_return true;
     if (!chunked_) co_return co_await write_raw(std::move(data));
     char size_line[24];
     int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
@@ -325,7 +328,7 @@ class Http1Exchange final : public Exchange {
   asio::awaitable<bool> write_file(int fd, std::uint64_t offset, std::uint64_t length) override {
     constexpr std::size_t kSendfileChunk = 4u << 20;
     if (closed_) co_return false;
-    if (length == 0) co_return true;
+    if (length == 0 || no_body_) co_return true;
     if (chunked_) {
       char size_line[24];
       int n = std::snprintf(size_line, sizeof size_line, "%llx\r\n", static_cast<unsigned long long>(length));
@@ -472,6 +475,7 @@ class Http1Exchange final : public Exchange {
   bool expects_continue_ = false;
   bool continue_sent_ = false;
   bool chunked_ = false;
+  bool no_body_ = false;  // the response head said there is no body (HEAD, 1xx, 204, 304)
   bool finished_ = false;
   bool watching_ = false;
   bool stop_watching_ = false;

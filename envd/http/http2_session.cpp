@@ -82,6 +82,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   std::size_t out_off_ = 0;
   std::size_t out_bytes_ = 0;
   bool out_eof_ = false;
+  bool no_body_ = false;  // HEAD, 204 or 304: body bytes a handler writes are dropped
   Headers trailers_;
   bool finished_ = false;
   bool closed_ = false;
@@ -211,6 +212,9 @@ asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
   if (head_sent_ || closed_ || session_->dead()) co_return !(closed_ || session_->dead());
   head_sent_ = true;
   response_status_ = head.status;
+  // DATA on such a response is a protocol error to the client (a HEAD refused 401 used to carry
+  // the jsonError body, and nghttp2 clients reset the stream).
+  no_body_ = head_.method == "HEAD" || head.status == 204 || head.status == 304;
   std::string status = std::to_string(head.status);
   std::vector<std::pair<std::string, std::string>> hs;
   hs.emplace_back(":status", status);
@@ -243,7 +247,7 @@ asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
 
 asio::awaitable<bool> H2Stream::write_body(std::string data) {
   if (closed_ || session_->dead()) co_return false;
-  if (data.empty()) co_return true;
+  if (data.empty() || no_body_) co_return true;
   out_bytes_ += data.size();
   out_.push_back(std::move(data));
   nghttp2_session_resume_data(session_->raw(), id_);

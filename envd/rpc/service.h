@@ -194,6 +194,9 @@ class Registry {
   // with an unknown method apart from a path that is not an RPC at all.
   const Method* find(std::string_view path, bool* service_known = nullptr) const;
 
+  // Every registered method by path ("/svc/method"), sorted (--print-routes).
+  const std::map<std::string, Method, std::less<>>& methods() const { return methods_; }
+
  private:
   void set_handler(std::string_view service, std::string_view method, GenericHandler handler);
 

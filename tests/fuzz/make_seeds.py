@@ -114,3 +114,34 @@ mp = (b"multipart/form-data; boundary=XyZ\n"
       b"Content-Disposition: form-data; name=\"file\"; filename*=utf-8''%E2%82%AC.txt\r\n\r\n\r\n--XyZ--\r\n")
 put("multipart", "two_parts", b"\x05" + mp)
 put("multipart", "lf", b"\x03multipart/form-data; boundary=\"a b\"\n--a b\nContent-Disposition: form-data; name=file; filename=x\n\nbody\n--a b--\n")
+# Path resolution: path NUL home NUL default workdir.
+for name, v in [("abs", b"/home/user/a/../b\0/home/user\0/work"), ("rel", b"a/./b/../../c//d/\0/home/user\0"),
+                ("tilde", b"~/x/../y\0/root\0/w"), ("tilde_user", b"~root/x\0/home/u\0"),
+                ("empty", b"\0/home/user\0/default/wd"), ("dotdot", b"../../../etc/passwd\0/home/user/\0"),
+                ("relhome", b"x\0relative/home\0")]:
+    put("path", name, v)
+# Media types: download file names (formatted) and Content-Type / Content-Disposition values (parsed).
+for name, v in [("cd_token", b"test.txt"), ("cd_quoted", b'my "document".pdf'),
+                ("cd_utf8", "résumé 文.txt".encode()),
+                ("ct_multipart", b'multipart/form-data; boundary="----x y"; charset=utf-8'),
+                ("cd_2231", b"form-data; name=\"file\"; filename*=utf-8''%E6%96%87%20a.txt"),
+                ("cd_cont", b'attachment; filename*0="a"; filename*1*=%20b; filename*2="c\\"d"')]:
+    put("media_type", name, v)
+# Access checks: flags byte, then Authorization, query string, X-Access-Token, token (lines).
+import base64 as _b64
+import hashlib as _hl
+
+
+def _sig(path, op, user, token, exp=None):
+    raw = f"{path}:{op}:{user}:{token}" + (f":{exp}" if exp is not None else "")
+    return "v1_" + _b64.b64encode(_hl.sha256(raw.encode()).digest()).decode().rstrip("=")
+
+
+_basic = "Basic " + _b64.b64encode(b"user:").decode()
+put("auth", "signed", b"\x02" + f"{_basic}\npath=%2Fhome%2Fuser%2Fa.txt&signature={_sig('/home/user/a.txt', 'read', '', 'tok')}\n\ntok".encode())
+put("auth", "signed_exp", b"\x06" + f"Basic x\npath=a&username=user&signature={_sig('a', 'write', 'user', 'tok', 1700000001)}&signature_expiration=1700000001\n\ntok".encode())
+put("auth", "expired", b"\x02" + f"\npath=a&signature={_sig('a', 'read', '', 'tok', 1)}&signature_expiration=1\n\ntok".encode())
+put("auth", "header", b"\x03" + b"bAsIc dXNlcjpwdw==\npath=x\ntok\ntok")
+put("auth", "wrong_header", b"\x03" + b"Basic\npath=x&signature=v1_\ntoK\ntok")
+put("auth", "repeated", b"\x02" + b"\npath=a&path=b&signature=x\n\ntok")
+put("auth", "open", b"\x00" + b"Basic Og==\nsignature_expiration=abc\n\n")
