@@ -297,7 +297,13 @@ class Harness:
         call("POST", f"/files?path={path}", os.urandom(MIB), "application/octet-stream")
         for _ in range(2):
             call("GET", f"/files?path={path}")
-        call("POST", "/filesystem.Filesystem/ListDir", json.dumps({"path": "/usr", "depth": 2}).encode(), "application/json")
+        call("POST", "/filesystem.Filesystem/ListDir", json.dumps({"path": "/", "depth": 1}).encode(), "application/json")
+        # A watcher, polled once and removed (the SDK's watch without a stream).
+        w = json.loads(call("POST", "/filesystem.Filesystem/CreateWatcher", json.dumps({"path": self.work}).encode(),
+                            "application/json"))
+        wid = json.dumps({"watcherId": w["watcherId"]}).encode()
+        call("POST", "/filesystem.Filesystem/GetWatcherEvents", wid, "application/json")
+        call("POST", "/filesystem.Filesystem/RemoveWatcher", wid, "application/json")
         c.close()
 
     def footprint(self):
