@@ -799,7 +799,17 @@ def main():
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     ap.add_argument("--repeats", type=int, default=0, help="override the number of repeats")
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    ap.add_argument("--from-json", metavar="PATH", help="print the table of an earlier run's JSON and exit")
     a = ap.parse_args()
+    if a.from_json:
+        with open(a.from_json) as f:
+            result = json.load(f)
+        m, ld = result["machine"], result["load"]
+        print(f"envd benchmarks ({result['mode']}), {result['when']}: {m['nproc']} × {m['cpu']}, kernel {m['kernel']}; "
+              f"load average {' '.join(ld['start'])} at start, {' '.join(ld['end'])} at end (1-min mean "
+              f"{ld['mean_1min']}, max {ld['max_1min']}); {result['seconds']} s")
+        print(table(result["rows"], a.markdown))
+        return 0
     wanted = [r.strip() for r in a.rows.split(",") if r.strip()]
     for r in wanted:
         if r not in ROWS:
