@@ -172,5 +172,7 @@ TEST_CASE("control: /metrics and its history") {
   REQUIRE(h.is_array());
   CHECK(h.size() == 2);
   CHECK(h[0]["ts"].get<std::int64_t>() <= h[1]["ts"].get<std::int64_t>());
-  CHECK(d.call("POST", "/metrics")->status == 405);
+  auto not_allowed = d.call("POST", "/metrics");
+  CHECK(not_allowed->status == 405);
+  CHECK(not_allowed->header("allow") == "GET");
 }

@@ -1,5 +1,8 @@
 #include "envd/flags.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -70,6 +73,21 @@ std::string usage() {
          "  --gzip-chunk-bytes N    a gzip download reads and compresses N bytes of the file at a time\n"
          "                          (default 262144, at least 4096)\n"
          "  --test-services         also serve the envdtest.Echo transport test service\n"
+         // --- port forwarding (Operations, contract §7.5) ---
+         "  --forward-address ADDR    expose TCP services that listen only on loopback (127.0.0.0/8, ::1)\n"
+         "                            on ADDR:<same port>, relayed inside envd (default 169.254.0.21, the\n"
+         "                            guest's external address; empty: no forwarding). Retried at every\n"
+         "                            scan while ADDR is on no interface\n"
+         "  --forward-scan-ms N       list listening sockets every N ms (default 1000)\n"
+         "  --forward-ports LIST      only these ports, e.g. 3000,8000-8099 (default: all)\n"
+         "  --forward-max-connections-per-port N  forwarded connections per port; more wait in the\n"
+         "                            backlog (default 1024)\n"
+         "  --forward-max-connections N  forwarded connections in total (default 4096)\n"
+         "  --forward-fd-reserve N    fds below the open-files limit that forwarding never takes, kept for\n"
+         "                            envd's API (default 256)\n"
+         "  --forward-thread          scan and relay on a thread of its own (default true; =false: on envd's\n"
+         "                            event loop, where a bulk transfer delays the API)\n"
+         // --- end port forwarding ---
          // --- process service (issue 4) ---
          "  --process-retention-ms N  Connect serves start+end of an ended process for N ms (default 30000)\n"
          "  --subscriber-stall-ms N   drop a process output stream whose queue stayed full N ms while\n"
@@ -98,7 +116,16 @@ std::string usage() {
          "  --watcher-idle-timeout-ms N  evict a polling watcher not polled for N ms of CLOCK_MONOTONIC\n"
          "                            (default 86400000)\n"
          // --- end directory watching ---
-         "  -help                   show this help\n";
+         "  -help                   show this help\n"
+         // --- service manager (ops-init) ---
+         "\n"
+         "Environment (set by systemd for a Type=notify service; envd/notify.h):\n"
+         "  NOTIFY_SOCKET           datagram socket (a path, or @name for an abstract one): envd sends\n"
+         "                          READY=1 once listening and STOPPING=1 when a shutdown begins\n"
+         "  WATCHDOG_USEC           with NOTIFY_SOCKET: WATCHDOG=1 every half of this many microseconds\n"
+         "                          from the event loop (not if WATCHDOG_PID names another process)\n"
+         "  Processes envd starts never see these variables (their environment is built anew).\n";
+  // --- end service manager ---
 }
 
 std::optional<std::string> parse_flags(const std::vector<std::string>& args, Flags& out) {
@@ -191,6 +218,42 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return parse_uint(v, out.h2_max_concurrent_streams, 100000) && out.h2_max_concurrent_streams > 0;
   };
   // --- end transport bounds ---
+  // --- port forwarding (Operations, contract §7.5) ---
+  bools["forward-thread"] = &out.forward_thread;
+  values["forward-scan-ms"] = millis(out.forward_scan, 1, 3600ull * 1000);
+  values["forward-address"] = [&](const std::string& v) {
+    unsigned char buf[16];
+    if (v.empty()) return out.forward_address = v, true;
+    bool v4 = ::inet_pton(AF_INET, v.c_str(), buf) == 1, v6 = !v4 && ::inet_pton(AF_INET6, v.c_str(), buf) == 1;
+    if (!v4 && !v6) return false;
+    if (std::all_of(buf, buf + (v4 ? 4 : 16), [](unsigned char b) { return b == 0; })) return false;  // wildcard
+    out.forward_address = v;
+    return true;
+  };
+  values["forward-ports"] = [&](const std::string& v) {
+    out.forward_ports.clear();
+    std::size_t start = 0;
+    while (start < v.size()) {
+      std::size_t end = v.find(',', start);
+      std::string item = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      start = end == std::string::npos ? v.size() : end + 1;
+      std::uint16_t lo = 0, hi = 0;
+      auto dash = item.find('-');
+      if (!parse_uint(item.substr(0, dash), lo, 65535)) return false;
+      hi = lo;
+      if (dash != std::string::npos && !parse_uint(item.substr(dash + 1), hi, 65535)) return false;
+      if (lo == 0 || hi < lo) return false;
+      out.forward_ports.emplace_back(lo, hi);
+    }
+    return true;
+  };
+  auto forward_count = [](std::size_t& field, std::uint64_t min) {
+    return [&field, min](const std::string& v) { return parse_uint(v, field, 1ull << 24) && field >= min; };
+  };
+  values["forward-max-connections-per-port"] = forward_count(out.forward_max_connections_per_port, 1);
+  values["forward-max-connections"] = forward_count(out.forward_max_connections, 1);
+  values["forward-fd-reserve"] = forward_count(out.forward_fd_reserve, 0);
+  // --- end port forwarding ---
   // --- process service (issue 4) ---
   values["process-retention-ms"] = [&](const std::string& v) {
     std::uint64_t ms = 0;

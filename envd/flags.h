@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace envd {
@@ -43,6 +44,15 @@ struct Flags {
   std::size_t blocking_threads = 8;                // cap of the blocking pool (filesystem syscalls)
   std::size_t etag_generations = 4096;             // inodes whose envd-write generation is remembered
   std::size_t gzip_chunk_bytes = 256 * 1024;       // file bytes read and compressed per step of a gzip download
+  // --- port forwarding (Operations, contract §7.5) ---
+  std::chrono::milliseconds forward_scan{1000};  // how often LISTEN sockets are listed
+  std::string forward_address = "169.254.0.21";  // where loopback-only services are exposed; empty: off
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> forward_ports;  // inclusive ranges; empty: all
+  std::size_t forward_max_connections_per_port = 1024;
+  std::size_t forward_max_connections = 4096;
+  std::size_t forward_fd_reserve = 256;  // fds below RLIMIT_NOFILE forwarding never takes
+  bool forward_thread = true;            // scans and relays on a thread of their own (false: on envd's loop)
+  // --- end port forwarding ---
 
   // --- process service (issue 4) ---
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long

@@ -65,6 +65,40 @@ TEST_CASE("flags: heap trim interval") {
   CHECK(usage().find("--trim-interval-ms") != std::string::npos);
 }
 
+TEST_CASE("flags: port forwarding") {
+  envd::Flags f;
+  REQUIRE_FALSE(envd::parse_flags({}, f));
+  CHECK(f.forward_address == "169.254.0.21");
+  CHECK(f.forward_scan.count() == 1000);
+  CHECK(f.forward_ports.empty());
+  CHECK(f.forward_thread);
+  REQUIRE_FALSE(
+      envd::parse_flags({"--forward-address", "127.0.0.2", "--forward-scan-ms", "50", "--forward-ports",
+                         "8000,9000-9010", "--forward-max-connections-per-port", "2", "--forward-max-connections", "3",
+                         "--forward-fd-reserve", "0", "--forward-thread=false"},
+                        f));
+  CHECK(f.forward_address == "127.0.0.2");
+  CHECK(f.forward_scan.count() == 50);
+  REQUIRE(f.forward_ports.size() == 2);
+  CHECK(f.forward_ports[0] == std::pair<std::uint16_t, std::uint16_t>{8000, 8000});
+  CHECK(f.forward_ports[1] == std::pair<std::uint16_t, std::uint16_t>{9000, 9010});
+  CHECK(f.forward_max_connections_per_port == 2);
+  CHECK(f.forward_max_connections == 3);
+  CHECK(f.forward_fd_reserve == 0);
+  CHECK_FALSE(f.forward_thread);
+  REQUIRE_FALSE(envd::parse_flags({"--forward-address=", "--forward-ports="}, f));
+  CHECK(f.forward_address.empty());  // off
+  CHECK(f.forward_ports.empty());    // all
+  REQUIRE_FALSE(envd::parse_flags({"--forward-address", "fd00::21"}, f));
+  for (const char* bad : {"localhost", "0.0.0.0", "::", "1.2.3"}) {
+    CHECK(envd::parse_flags({"--forward-address", bad}, f));
+  }
+  for (const char* bad : {"0", "70000", "9-8", "a", "1,,2", "-5"}) {
+    CHECK(envd::parse_flags({"--forward-ports", bad}, f));
+  }
+  CHECK(envd::parse_flags({"--forward-scan-ms", "0"}, f));
+}
+
 TEST_CASE("flags: process service (retention, subscriber stall)") {
   Flags f;
   CHECK(f.process_retention == std::chrono::milliseconds(30000));

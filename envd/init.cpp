@@ -3,6 +3,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "envd/ascii.h"
 #include "envd/secure.h"
 
 namespace envd {
@@ -119,14 +120,6 @@ bool is_string_or_null(std::string_view raw) { return !raw.empty() && (raw[0] ==
 bool is_null(std::string_view raw) { return raw == "null"; }
 std::string decode_string(std::string_view raw) { return json::parse(raw).get<std::string>(); }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 bool parse_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
@@ -224,7 +217,7 @@ bool walk_init(std::string_view body, InitRequest& req, bool build, std::string&
     return false;
   }
   return for_each_member(body, first, [&](const std::string& key, std::string_view v) {
-    auto is = [&](std::string_view name) { return iequals(key, name); };
+    auto is = [&](std::string_view name) { return ascii::iequals(key, name); };
     auto fail = [&](std::string text) {
       why = std::move(text);
       return false;
@@ -285,7 +278,7 @@ bool walk_init(std::string_view body, InitRequest& req, bool build, std::string&
         if (item[0] != '{' && !is_null(item)) return fail("volumeMounts: item is not an object");
         if (item[0] == '{') {
           bool item_ok = for_each_member(item, 0, [&](const std::string& k, std::string_view val) {
-            bool target = iequals(k, "nfs_target"), path = iequals(k, "path");
+            bool target = ascii::iequals(k, "nfs_target"), path = ascii::iequals(k, "path");
             if (!target && !path) return true;
             std::optional<std::string> s;
             if (!get_optional_string(val, s, build)) return fail("volumeMounts: " + k + " is not a string");

@@ -2,10 +2,12 @@
 // and h2c on one port from a single event loop.
 #include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -27,6 +29,7 @@
 #include "envd/http/server.h"
 #include "envd/log.h"
 #include "envd/metrics.h"
+#include "envd/notify.h"
 #include "envd/open_files.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
@@ -37,6 +40,16 @@
 #include "fs/filesystem_service.h"
 #include "fs/watch_service.h"
 #include "process/process_service.h"
+
+// Port forwarding (forward/).
+#include <sys/stat.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <memory>
+#include <thread>
+
+#include "forward/forwarder.h"
 
 #ifndef ENVD_COMMIT
 #define ENVD_COMMIT "unknown"
@@ -93,6 +106,18 @@ void raise_open_files_limit() {
     ::getrlimit(RLIMIT_NOFILE, &now);
     envd::log::debug("envd", "open files limit raised from " + std::to_string(envd::open_files::original.rlim_cur) +
                                  " to " + std::to_string(now.rlim_cur));
+  }
+}
+
+// WATCHDOG=1 every `interval` from the event loop: a loop that stops turning stops the pings, and
+// the service manager restarts envd (systemd WatchdogSec=).
+asio::awaitable<void> watchdog_pings(asio::io_context& io, const envd::notify::Notifier& notifier,
+                                     std::chrono::microseconds interval) {
+  asio::steady_timer t(io);
+  for (;;) {
+    notifier.send("WATCHDOG=1");  // EAGAIN (a full queue) loses one ping; the next one follows
+    t.expires_after(interval);
+    co_await t.async_wait(asio::use_awaitable);
   }
 }
 
@@ -164,6 +189,28 @@ int main(int argc, char** argv) {
   envd::MetricsSampler metrics(io.get_executor(), flags.metrics_interval);
   metrics.start();
 
+  // Port forwarding (contract §7.5): loopback-only services exposed on --forward-address, relayed
+  // inside envd (no socat). Scans and relays run on a thread of their own (DESIGN §5: the loop must
+  // never wait behind port relays): during a 1 GiB forwarded transfer process.List kept its idle
+  // p50 and answered up to 3x more calls than with the relays on the loop (bench/forward_bench.py).
+  // --forward-thread=false puts them on the loop. Started once the API listener exists (below).
+  envd::forward::ForwardConfig forward_config;
+  forward_config.scan_interval = flags.forward_scan;
+  forward_config.address = flags.forward_address;
+  forward_config.ports = flags.forward_ports;
+  forward_config.max_connections_per_forward = flags.forward_max_connections_per_port;
+  forward_config.max_connections = flags.forward_max_connections;
+  forward_config.fd_reserve = flags.forward_fd_reserve;
+  std::unique_ptr<asio::io_context> forward_io;
+  if (flags.forward_thread) forward_io = std::make_unique<asio::io_context>(1);
+  asio::any_io_executor forward_ex = forward_io ? forward_io->get_executor() : io.get_executor();
+  envd::forward::Forwarder forwarder(forward_ex, forward_config);
+  if (auto err = forwarder.validate(); !err.empty()) {
+    envd::log::error("envd", err);
+    return 2;
+  }
+  std::thread forward_thread;
+
   // Handler chain as envd's (contract §1.2): CORS (in the router), access token, Basic user.
   envd::Router router(rpc);
   router.use([&state](const envd::http::RequestHead& req, bool) { return envd::check_access_token(state, req); });
@@ -207,6 +254,10 @@ int main(int argc, char** argv) {
   envd::log::info("envd", "listening on 0.0.0.0:" + std::to_string(acceptor.local_endpoint().port()) + " (envd " +
                               envd::kVersion + ")");
 
+  std::string notify_error;
+  envd::notify::Notifier notifier = envd::notify::Notifier::open(std::getenv("NOTIFY_SOCKET"), notify_error);
+  if (!notify_error.empty()) envd::log::warn("envd", notify_error);
+
   // Shutdown ladder (DESIGN §5): stop accepting, end open RPC streams with `unavailable`, wait a
   // bounded time for requests in flight, exit 0. Child processes are left running.
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -221,20 +272,50 @@ int main(int argc, char** argv) {
     }
     stopping = true;
     envd::log::info("envd", "received signal " + std::to_string(sig) + ", shutting down");
+    notifier.send("STOPPING=1");
     boost::system::error_code ignored;
     acceptor.close(ignored);
     metrics.stop();
+    asio::post(forward_ex, [&forwarder] { forwarder.stop(); });
     rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
     router.shutdown();  // REST requests too (RPC calls already got their status above)
     signals.async_wait(on_signal);
     asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
   };
   signals.async_wait(on_signal);
+  // The forwarder never forwards envd's own listener (matched by inode in its scans).
+  if (struct stat st{}; ::fstat(acceptor.native_handle(), &st) == 0) forwarder.add_own_inode(st.st_ino);
+  asio::post(forward_ex, [&forwarder] { forwarder.start(); });
+  if (forward_io) {
+    forward_thread = std::thread([&forward_io] {
+      auto work = asio::make_work_guard(*forward_io);
+      forward_io->run();
+    });
+  }
 
   asio::co_spawn(io, envd::http::accept_loop(acceptor, ctx), asio::detached);
   asio::co_spawn(io, trim_heap(io, flags.trim_interval), asio::detached);
+  // Service manager notifications (envd/notify.h): READY=1 once the loop runs with the accept loop
+  // waiting on the listener, WATCHDOG=1 at half of $WATCHDOG_USEC.
+  asio::post(io, [&] {
+    if (int e = notifier.send("READY=1\nSTATUS=listening on port " + std::to_string(acceptor.local_endpoint().port()));
+        e != 0) {
+      envd::log::warn("envd", std::string("cannot notify the service manager (READY=1): ") + std::strerror(e));
+    }
+  });
+  if (notifier.enabled()) {
+    if (auto every =
+            envd::notify::watchdog_interval(std::getenv("WATCHDOG_USEC"), std::getenv("WATCHDOG_PID"), ::getpid())) {
+      envd::log::debug("envd", "watchdog: WATCHDOG=1 every " + std::to_string(every->count()) + " us");
+      asio::co_spawn(io, watchdog_pings(io, notifier, *every), asio::detached);
+    }
+  }
   if (flags.test_services) envd::start_loop_lag_probe(io.get_executor());
   io.run();
+  if (forward_io) {  // scans and relays stop with the loop
+    forward_io->stop();
+    forward_thread.join();
+  }
   // Before `io` goes: pool jobs still queued or running would resume coroutines on it.
   envd::default_blocking_pool().shutdown(std::chrono::seconds(1));
   envd::log::flush();

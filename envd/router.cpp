@@ -197,7 +197,10 @@ Router::Route Router::decide(http::Exchange& ex) const {
 
   if (auto it = routes_.find(req.path); it != routes_.end()) {
     if (auto m = it->second.find(req.method); m != it->second.end()) return {std::nullopt, &m->second};
-    return {Reply{405, {{"content-type", "text/plain; charset=utf-8"}}, {}}, nullptr};
+    // chi's 405: an Allow header naming the route's methods, no body.
+    std::string allow;
+    for (const auto& [method, entry] : it->second) allow += (allow.empty() ? "" : ", ") + method;
+    return {Reply{405, {{"allow", std::move(allow)}}, {}}, nullptr};
   }
   if (rpc_path) return {std::nullopt, nullptr};  // the RPC server
   return {text_error_reply(404, "404 page not found"), nullptr};

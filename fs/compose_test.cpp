@@ -11,52 +11,12 @@
 #include <set>
 #include <sstream>
 
+#include "tests/test_files.h"
+
 using namespace envd::fs;
+using namespace envd::testing;
 
 namespace {
-
-struct Tmpfs {
-  std::string dir;
-  bool mounted = false;
-  std::string why_not;
-  Tmpfs() {
-    char tmpl[] = "/tmp/envd-compose-XXXXXX";
-    if (!::mkdtemp(tmpl)) return;
-    dir = tmpl;
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=1m,mode=0755") != 0)
-      why_not = std::strerror(errno);
-    else
-      mounted = true;
-  }
-  ~Tmpfs() {
-    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
-    if (!dir.empty()) ::rmdir(dir.c_str());
-  }
-  std::string path(const std::string& n) const { return dir + "/" + n; }
-  std::set<std::string> entries() const {
-    std::set<std::string> out;
-    if (DIR* d = ::opendir(dir.c_str())) {
-      while (auto* e = ::readdir(d))
-        if (e->d_name[0] != '.' || (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, ".."))) out.insert(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  }
-};
-
-#define NEED_TMPFS(fs)                                                                                  \
-  if (!(fs).mounted) {                                                                                  \
-    MESSAGE("skipped: cannot mount a small tmpfs (mount -t tmpfs -o size=1m: " << (fs).why_not << ")"); \
-    return;                                                                                             \
-  }
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-void put(const std::string& p, const std::string& c) { std::ofstream(p, std::ios::binary) << c; }
 
 std::vector<ComposeSource> srcs(std::initializer_list<std::string> paths) {
   std::vector<ComposeSource> out;
@@ -87,23 +47,23 @@ TEST_CASE("compose: request parsing and its 400s") {
 }
 
 TEST_CASE("compose: concatenates, owned by the user, sources removed, no temp file") {
-  Tmpfs fs;
+  SmallTmpfs fs;
   NEED_TMPFS(fs);
-  put(fs.path("a"), "aa");
-  put(fs.path("b"), "bb");
-  put(fs.path("dest"), "old");
+  write_file(fs.path("a"), "aa");
+  write_file(fs.path("b"), "bb");
+  write_file(fs.path("dest"), "old");
   struct stat st {};
   REQUIRE_FALSE(compose_files(srcs({fs.path("a"), fs.path("b")}), fs.path("dest"), 1234, 1235, nullptr, &st));
-  CHECK(slurp(fs.path("dest")) == "aabb");
+  CHECK(read_file(fs.path("dest")) == "aabb");
   CHECK(st.st_uid == 1234);
   CHECK(st.st_gid == 1235);
   CHECK(fs.entries() == std::set<std::string>{"dest"});
 }
 
 TEST_CASE("compose: errors leave the sources and no temp file") {
-  Tmpfs fs;
+  SmallTmpfs fs;
   NEED_TMPFS(fs);
-  put(fs.path("a"), "aa");
+  write_file(fs.path("a"), "aa");
   ::mkdir(fs.path("d").c_str(), 0755);
   auto f = compose_files(srcs({fs.path("a"), fs.path("zz")}), fs.path("out"), 0, 0, nullptr, nullptr);
   REQUIRE(f);
@@ -121,7 +81,7 @@ TEST_CASE("compose: errors leave the sources and no temp file") {
   CHECK(f->message == "path is a directory: " + fs.path("d"));
 
   // Disk full: 507, nothing left behind.
-  put(fs.path("big"), std::string(600 * 1024, 'b'));
+  write_file(fs.path("big"), std::string(600 * 1024, 'b'));
   f = compose_files(srcs({fs.path("big"), fs.path("a")}), fs.path("out"), 0, 0, nullptr, nullptr);
   REQUIRE(f);
   CHECK(f->status == 507);
@@ -131,5 +91,5 @@ TEST_CASE("compose: errors leave the sources and no temp file") {
   f = compose_files(srcs({fs.path("a")}), fs.path("out"), 0, 0, &flag, nullptr);
   REQUIRE(f);
   CHECK(fs.entries() == std::set<std::string>{"a", "big", "d"});
-  CHECK(slurp(fs.path("a")) == "aa");
+  CHECK(read_file(fs.path("a")) == "aa");
 }

@@ -18,26 +18,13 @@
 #include "filesystem.pb.h"
 #include "fs/fs_ops.h"
 
+#include "tests/test_files.h"
+
 using namespace envd::fs;
+using namespace envd::testing;
 namespace pb = ::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/envd-entry-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-void write_file(const std::string& p, const std::string& content) {
-  std::ofstream f(p, std::ios::binary);
-  f << content;
-}
 
 pb::EntryInfo info(const std::string& path) {
   IdNames names;

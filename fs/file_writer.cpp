@@ -1,6 +1,7 @@
 #include "fs/file_writer.h"
 
 #include "envd/os_error.h"
+#include "envd/rest/query.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -20,23 +21,6 @@
 namespace envd::fs {
 
 namespace {
-
-std::string quote(std::string_view s) {  // Go %q for the ASCII strings metadata keys are
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c > 0x7e) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 std::optional<std::string> check_printable(std::string_view what, std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -113,9 +97,9 @@ std::optional<std::string> validate_metadata(const Metadata& md) {
   for (const auto& [key, value] : md) {
     if (key.empty()) return "metadata key must not be empty";
     if (key.size() > kMaxMetadataKeyBytes)
-      return "metadata key " + quote(key) + " exceeds " + std::to_string(kMaxMetadataKeyBytes) + " bytes";
-    if (auto err = check_printable("key " + quote(key), key)) return err;
-    if (auto err = check_printable("value for key " + quote(key), value)) return err;
+      return "metadata key " + rest::go_quote(key) + " exceeds " + std::to_string(kMaxMetadataKeyBytes) + " bytes";
+    if (auto err = check_printable("key " + rest::go_quote(key), key)) return err;
+    if (auto err = check_printable("value for key " + rest::go_quote(key), value)) return err;
     total += kMetadataXattrPrefix.size() + key.size() + value.size();
   }
   if (total > kMaxMetadataTotalBytes)

@@ -18,72 +18,15 @@
 #include <string>
 #include <thread>
 
+#include "tests/test_files.h"
+
 using namespace envd::fs;
+using namespace envd::testing;
 
 namespace {
 
 constexpr uid_t kUid = 4321;
 constexpr gid_t kGid = 4322;
-
-// A 1 MiB tmpfs of our own, so "disk full" is real and cheap. Needs root (CAP_SYS_ADMIN).
-struct SmallTmpfs {
-  std::string dir;
-  bool mounted = false;
-  std::string why_not;
-
-  SmallTmpfs() {
-    char tmpl[] = "/tmp/envd-writer-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      why_not = "mkdtemp failed";
-      return;
-    }
-    dir = tmpl;
-    if (::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=1m,mode=0755") != 0) {
-      why_not = std::string("mount -t tmpfs -o size=1m: ") + std::strerror(errno);
-      return;
-    }
-    mounted = true;
-  }
-  ~SmallTmpfs() {
-    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
-    if (!dir.empty()) ::rmdir(dir.c_str());
-  }
-  std::string path(const std::string& name) const { return dir + "/" + name; }
-  std::set<std::string> entries() const {
-    std::set<std::string> out;
-    if (DIR* d = ::opendir(dir.c_str())) {
-      while (auto* e = ::readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.insert(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  }
-  // Fills the filesystem so that only about `leave` bytes are free.
-  void fill(const std::string& name, std::uint64_t leave) const {
-    struct statvfs vfs {};
-    REQUIRE(::statvfs(dir.c_str(), &vfs) == 0);
-    std::uint64_t free_bytes = vfs.f_bavail * vfs.f_frsize;
-    if (free_bytes <= leave) return;
-    std::ofstream out(path(name), std::ios::binary);
-    std::string chunk(4096, 'F');
-    for (std::uint64_t n = 0; n + 4096 <= free_bytes - leave; n += 4096) out.write(chunk.data(), chunk.size());
-  }
-};
-
-#define NEED_TMPFS(fs)                                                       \
-  if (!(fs).mounted) {                                                       \
-    MESSAGE("skipped: cannot mount a small tmpfs (" << (fs).why_not << ")"); \
-    return;                                                                  \
-  }
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void put(const std::string& p, const std::string& content) { std::ofstream(p, std::ios::binary) << content; }
 
 struct stat lstat_of(const std::string& p) {
   struct stat st {};
@@ -145,6 +88,13 @@ TEST_CASE("metadata: validation messages as envd words them") {
   // exactly at the bound: 9 + 1 + 4086 = 4096
   CHECK_FALSE(validate_metadata({{"k", std::string(4086, 'v')}}));
   CHECK(*validate_metadata({{"", "v"}}) == "metadata key must not be empty");
+  // Keys are quoted as Go's %q does: printable Unicode kept, \t named, invalid UTF-8 as \x.
+  CHECK(*validate_metadata({{"cl\xc3\xa9", "v"}}) ==
+        "metadata key \"cl\xc3\xa9\" contains non-printable-ASCII byte 0xc3 at offset 2");
+  CHECK(*validate_metadata({{"a\tb", "v"}}) ==
+        "metadata key \"a\\tb\" contains non-printable-ASCII byte 0x09 at offset 1");
+  CHECK(*validate_metadata({{"\xff", "v"}}) ==
+        "metadata key \"\\xff\" contains non-printable-ASCII byte 0xff at offset 0");
 }
 
 TEST_CASE("writer in place: new file owned by the user, umask mode, metadata replaced on overwrite") {
@@ -156,7 +106,7 @@ TEST_CASE("writer in place: new file owned by the user, umask mode, metadata rep
   CHECK(st.st_uid == kUid);
   CHECK(st.st_gid == kGid);
   CHECK((st.st_mode & 07777) == (0666 & ~process_umask()));
-  CHECK(slurp(p) == "hello");
+  CHECK(read_file(p) == "hello");
   CHECK(md_of(p) == Metadata{{"foo", "bar"}, {"x", "1"}});
 
   // Overwrite: same inode (watchers see a write on the file's own name), stale key gone.
@@ -165,23 +115,23 @@ TEST_CASE("writer in place: new file owned by the user, umask mode, metadata rep
   auto st2 = lstat_of(p);
   CHECK(st2.st_ino == st.st_ino);
   CHECK((st2.st_mode & 07777) == 0600);
-  CHECK(slurp(p) == "hi");
+  CHECK(read_file(p) == "hi");
   CHECK(md_of(p) == Metadata{{"x", "2"}});
   // No metadata at all clears it, other xattrs stay.
   REQUIRE(::setxattr(p.c_str(), "user.other", "o", 1, 0) == 0);
   REQUIRE_FALSE(upload(p, "", in_place()));
   CHECK(md_of(p).empty());
   CHECK(::getxattr(p.c_str(), "user.other", nullptr, 0) == 1);
-  CHECK(slurp(p).empty());
+  CHECK(read_file(p).empty());
 }
 
 TEST_CASE("writer in place: a symlinked target is written through; directories and FIFOs") {
   SmallTmpfs fs;
   NEED_TMPFS(fs);
-  put(fs.path("real"), "old");
+  write_file(fs.path("real"), "old");
   REQUIRE(::symlink("real", fs.path("link").c_str()) == 0);
   REQUIRE_FALSE(upload(fs.path("link"), "new", in_place()));
-  CHECK(slurp(fs.path("real")) == "new");
+  CHECK(read_file(fs.path("real")) == "new");
   CHECK(S_ISLNK(lstat_of(fs.path("link")).st_mode));
 
   REQUIRE(::mkdir(fs.path("d").c_str(), 0755) == 0);
@@ -206,14 +156,14 @@ TEST_CASE("writer in place, known length: no room → 507 before anything of the
   NEED_TMPFS(fs);
   auto p = fs.path("keep.txt");
   std::string old(100 * 1024, 'o');
-  put(p, old);
+  write_file(p, old);
   auto ino = lstat_of(p).st_ino;
   fs.fill("filler", 64 * 1024);
   auto f = upload(p, std::string(400 * 1024, 'n'), in_place(400 * 1024));
   REQUIRE(f);
   CHECK(f->status == 507);
   CHECK(f->message == "attempted to write 409600 bytes: not enough disk space available");
-  CHECK(slurp(p) == old);
+  CHECK(read_file(p) == old);
   CHECK(lstat_of(p).st_ino == ino);
   // A new file that does not fit is not left behind empty.
   f = upload(fs.path("new.txt"), std::string(400 * 1024, 'n'), in_place(400 * 1024));
@@ -222,14 +172,14 @@ TEST_CASE("writer in place, known length: no room → 507 before anything of the
   CHECK(fs.entries() == std::set<std::string>{"filler", "keep.txt"});
   // What fits once the old content is dropped is written (old 100 KiB + 64 KiB free ≥ 150 KiB).
   REQUIRE_FALSE(upload(p, std::string(150 * 1024, 'n'), in_place(150 * 1024)));
-  CHECK(slurp(p) == std::string(150 * 1024, 'n'));
+  CHECK(read_file(p) == std::string(150 * 1024, 'n'));
 }
 
 TEST_CASE("writer in place, unknown length: disk full leaves a prefix of the new content") {
   SmallTmpfs fs;
   NEED_TMPFS(fs);
   auto p = fs.path("t.txt");
-  put(p, std::string(8192, 'o'));
+  write_file(p, std::string(8192, 'o'));
   fs.fill("filler", 64 * 1024);
   std::string content(400 * 1024, 'n');
   for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>('a' + i % 26);
@@ -237,7 +187,7 @@ TEST_CASE("writer in place, unknown length: disk full leaves a prefix of the new
   REQUIRE(f);
   CHECK(f->status == 507);
   CHECK(f->message == "not enough disk space available");
-  auto now = slurp(p);
+  auto now = read_file(p);
   CHECK(now.size() < content.size());
   CHECK(content.compare(0, now.size(), now) == 0);
 }
@@ -246,7 +196,7 @@ TEST_CASE("writer atomic: new inode, old content until commit, no temp file afte
   SmallTmpfs fs;
   NEED_TMPFS(fs);
   auto p = fs.path("a.bin");
-  put(p, "old content");
+  write_file(p, "old content");
   REQUIRE(::chown(p.c_str(), 0, 0) == 0);
   REQUIRE(::chmod(p.c_str(), 04750) == 0);
   auto before = lstat_of(p);
@@ -254,10 +204,10 @@ TEST_CASE("writer atomic: new inode, old content until commit, no temp file afte
     FileWriter w;
     REQUIRE_FALSE(w.open(p, atomic()));
     REQUIRE_FALSE(w.write("new "));
-    CHECK(slurp(p) == "old content");
+    CHECK(read_file(p) == "old content");
     // client gone: destroyed without commit
   }
-  CHECK(slurp(p) == "old content");
+  CHECK(read_file(p) == "old content");
   CHECK(fs.entries() == std::set<std::string>{"a.bin"});
 
   REQUIRE_FALSE(upload(p, "new content", atomic(), {{"k", "v"}}));
@@ -265,7 +215,7 @@ TEST_CASE("writer atomic: new inode, old content until commit, no temp file afte
   CHECK(after.st_ino != before.st_ino);
   CHECK(after.st_uid == kUid);
   CHECK((after.st_mode & 07777) == 0750);  // owner changed: setuid dropped, the rest kept
-  CHECK(slurp(p) == "new content");
+  CHECK(read_file(p) == "new content");
   CHECK(md_of(p) == Metadata{{"k", "v"}});
   CHECK(fs.entries() == std::set<std::string>{"a.bin"});
 
@@ -282,7 +232,7 @@ TEST_CASE("writer atomic: new inode, old content until commit, no temp file afte
   f = upload(p, std::string(400 * 1024, 'n'), atomic());
   REQUIRE(f);
   CHECK(f->status == 507);
-  CHECK(slurp(p) == "again");
+  CHECK(read_file(p) == "again");
   CHECK(fs.entries() == std::set<std::string>{"a.bin", "filler"});
 
   // A new file, atomically.
@@ -294,7 +244,7 @@ TEST_CASE("writer atomic: new inode, old content until commit, no temp file afte
 TEST_CASE("writer atomic: refuses where a rename would change what the path is") {
   SmallTmpfs fs;
   NEED_TMPFS(fs);
-  put(fs.path("f"), "old");
+  write_file(fs.path("f"), "old");
   REQUIRE(::link(fs.path("f").c_str(), fs.path("f2").c_str()) == 0);
   auto f = upload(fs.path("f"), "new", atomic());
   REQUIRE(f);
@@ -313,7 +263,7 @@ TEST_CASE("writer atomic: refuses where a rename would change what the path is")
   f = upload(fs.path("d"), "new", atomic());
   REQUIRE(f);
   CHECK(f->message == "path is a directory: " + fs.path("d"));
-  CHECK(slurp(fs.path("f")) == "old");
+  CHECK(read_file(fs.path("f")) == "old");
   CHECK(fs.entries() == std::set<std::string>{"f", "f2", "fifo", "ln", "d"});
 }
 
@@ -327,7 +277,7 @@ TEST_CASE("writer atomic: create-only and preconditions, checked again at commit
   auto f = upload(p, "second", only);
   REQUIRE(f);
   CHECK(f->status == 412);
-  CHECK(slurp(p) == "first");
+  CHECK(read_file(p) == "first");
 
   // Created by someone else between open and commit.
   auto q = fs.path("q");
@@ -335,12 +285,12 @@ TEST_CASE("writer atomic: create-only and preconditions, checked again at commit
     FileWriter w;
     REQUIRE_FALSE(w.open(q, only));
     REQUIRE_FALSE(w.write("mine"));
-    put(q, "theirs");
+    write_file(q, "theirs");
     auto late = w.commit({});
     REQUIRE(late);
     CHECK(late->status == 412);
   }
-  CHECK(slurp(q) == "theirs");
+  CHECK(read_file(q) == "theirs");
   CHECK(fs.entries() == std::set<std::string>{"c", "q"});
 
   // A precondition sees the current file at open and again at commit.
@@ -358,7 +308,7 @@ TEST_CASE("writer atomic: create-only and preconditions, checked again at commit
   CHECK(f->status == 412);
   CHECK(calls == 2);
   CHECK(seen == lstat_of(p).st_ino);
-  CHECK(slurp(p) == "first");
+  CHECK(read_file(p) == "first");
 }
 
 TEST_CASE("writer atomic: parallel writers of one path each land whole") {
@@ -369,7 +319,7 @@ TEST_CASE("writer atomic: parallel writers of one path each land whole") {
   for (int i = 0; i < 8; ++i)
     threads.emplace_back([&, i] { CHECK_FALSE(upload(p, std::string(4096, static_cast<char>('a' + i)), atomic())); });
   for (auto& t : threads) t.join();
-  auto now = slurp(p);
+  auto now = read_file(p);
   REQUIRE(now.size() == 4096);
   CHECK(now == std::string(4096, now[0]));
   CHECK(fs.entries() == std::set<std::string>{"race"});

@@ -11,14 +11,16 @@
 #include <memory>
 #include <set>
 
+#include "envd/ascii.h"
 #include "envd/blocking.h"
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/http_date.h"
 #include "envd/json_util.h"
 #include "envd/log.h"
 #include "envd/rest/gzip.h"
 #include "envd/rest/multipart.h"
 #include "envd/rest/query.h"
+#include "envd/rest/quoted_printable.h"
 #include "fs/compose.h"
 #include "fs/etag.h"
 #include "fs/file_writer.h"
@@ -485,6 +487,9 @@ awaitable<void> Upload::run_multipart(std::string_view content_type) {
     co_return co_await reply_error(ex_, 400, "error parsing multipart form: " + boundary.error);
   rest::MultipartReader reader(std::move(boundary.boundary));
   bool file_part = false;  // inside a part named `file`
+  // A part with `Content-Transfer-Encoding: quoted-printable` is decoded, as Go's reader does.
+  std::optional<rest::QuotedPrintableDecoder> qp;
+  std::string decoded;
   bool at_end = false;
   int finishes = 0;
   std::string_view in;
@@ -503,6 +508,10 @@ awaitable<void> Upload::run_multipart(std::string_view content_type) {
       case rest::MultipartEvent::part_begin: {
         file_part = reader.headers().form_name() == "file";
         if (!file_part) break;
+        qp.reset();
+        if (auto cte = reader.headers().get("content-transfer-encoding");
+            cte && ascii::iequals(*cte, "quoted-printable"))
+          qp.emplace();
         std::string raw;
         if (req_.path)
           raw = *req_.path;
@@ -525,6 +534,14 @@ awaitable<void> Upload::run_multipart(std::string_view content_type) {
       case rest::MultipartEvent::data: {
         if (!file_part) break;
         std::string_view d = reader.data();
+        if (qp) {
+          decoded.clear();
+          if (auto err = qp->feed(d, decoded)) co_return co_await fail(400, "error writing file: " + *err);
+          if (decoded.empty()) break;
+          if (auto f = co_await write(decoded)) co_return co_await fail(f->status, f->message);
+          if (auto f = co_await wait_write()) co_return co_await fail(f->status, f->message);
+          break;
+        }
         if (auto f = co_await write(d)) co_return co_await fail(f->status, f->message);
         // Bytes from the reader's own small buffer (a held-back delimiter prefix) change at the
         // next call: that write must be done first.
@@ -534,6 +551,14 @@ awaitable<void> Upload::run_multipart(std::string_view content_type) {
         break;
       }
       case rest::MultipartEvent::part_end:
+        if (file_part && qp) {
+          decoded.clear();
+          if (auto err = qp->finish(decoded)) co_return co_await fail(400, "error writing file: " + *err);
+          if (!decoded.empty()) {
+            if (auto f = co_await write(decoded)) co_return co_await fail(f->status, f->message);
+            if (auto f = co_await wait_write()) co_return co_await fail(f->status, f->message);
+          }
+        }
         if (file_part)
           if (auto f = co_await commit()) co_return co_await fail(f->status, f->message);
         file_part = false;

@@ -19,34 +19,14 @@
 
 #include "filesystem.pb.h"
 
+#include "tests/test_files.h"
+
 using namespace envd::fs;
+using namespace envd::testing;
 using envd::rpc::Code;
 namespace pb = ::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  explicit TempDir(const char* base = "/tmp") {
-    std::string tmpl = std::string(base) + "/envd-fsops-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
-
-void write_file(const std::string& p, const std::string& content) {
-  std::ofstream f(p, std::ios::binary);
-  f << content;
-}
-
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 bool exists(const std::string& p) {
   struct stat st {};

@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_files.h"
+
 using namespace envd::fs;
+using namespace envd::testing;
 
 namespace {
 
@@ -22,15 +25,6 @@ struct Recorder : HubListener {
   std::vector<std::string> lost;
   void on_inotify(int, const RawEvent& ev) override { events.emplace_back(ev.mask, std::string(ev.name)); }
   void on_lost(const std::string& why) override { lost.push_back(why); }
-};
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/envd-hub-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
 };
 
 void touch(const std::string& p) { ::close(::open(p.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)); }

@@ -25,10 +25,11 @@
 #include <vector>
 
 #include "envd/blocking.h"
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/os_error.h"
 #include "envd/paths.h"
 #include "envd/rpc/keepalive.h"
+#include "envd/rpc/stream_loop.h"
 #include "filesystem.pb.h"
 #include "fs/entry_info.h"
 #include "fs/inotify_hub.h"
@@ -465,8 +466,8 @@ class WatchService {
     pb::WatchDirResponse msg;
     msg.mutable_start();
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    ka.start([w] { w->ready.set(); });
-    co_return co_await stream(*w, out, ka, legacy);
+    EventSource src{*w, legacy, {}, {}, 0};
+    co_return co_await rpc::run_stream(out, src, w->ready, ka);
   }
 
   asio::awaitable<rpc::Status> create_watcher(rpc::CallContext& ctx, const pb::CreateWatcherRequest& req,
@@ -543,38 +544,38 @@ class WatchService {
     co_return rpc::Status{};
   }
 
-  // Events (with keepalives between them) until the client goes, the deadline passes (the RPC
-  // layer cancels the call) or the watcher fails.
-  asio::awaitable<rpc::Status> stream(Watcher& w, rpc::Writer<pb::WatchDirResponse>& out, rpc::KeepaliveTimer& ka,
-                                      bool legacy) {
-    pb::WatchDirResponse msg;
-    for (;;) {
-      if (w.error()) co_return *w.error();
-      if (w.has_events()) {
-        auto evs = w.take(256);
-        std::optional<EntryJobResult> entries;
-        if (w.include_entry() && !legacy) entries = co_await stat_entries(w.root(), evs);
-        for (std::size_t i = 0; i < evs.size(); ++i) {
-          msg.Clear();
-          auto* e = msg.mutable_filesystem();
-          e->set_name(std::move(evs[i].name));
-          e->set_type(evs[i].type);
-          if (entries && entries->entries[i]) *e->mutable_entry() = std::move(*entries->entries[i]);
-          if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-          ka.reset();
-        }
-        continue;
+  // A watcher as a stream source (envd/rpc/stream_loop.h): its events, in batches whose entries
+  // are stat'ed together, until the client goes, the deadline passes (the RPC layer cancels the
+  // call) or the watcher fails.
+  struct EventSource {
+    Watcher& w;
+    bool legacy;
+    std::vector<QueuedEvent> batch;
+    std::optional<EntryJobResult> entries;
+    std::size_t next = 0;
+
+    asio::awaitable<rpc::Pull> pull(pb::WatchDirResponse& msg) {
+      if (w.error()) co_return rpc::Pull::end(*w.error());
+      if (next == batch.size()) {
+        if (!w.has_events()) co_return rpc::Pull::idle();
+        batch = w.take(256);
+        next = 0;
+        entries.reset();
+        if (w.include_entry() && !legacy) entries = co_await stat_entries(w.root(), batch);
       }
-      if (ka.take_due()) {
-        msg.Clear();
-        msg.mutable_keepalive();
-        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-        continue;
-      }
-      w.ready.reset();
-      co_await w.ready.wait();
+      const std::size_t i = next++;
+      msg.Clear();
+      auto* e = msg.mutable_filesystem();
+      e->set_name(std::move(batch[i].name));
+      e->set_type(batch[i].type);
+      if (entries && entries->entries[i]) *e->mutable_entry() = std::move(*entries->entries[i]);
+      co_return rpc::Pull::message();
     }
-  }
+    void keepalive(pb::WatchDirResponse& msg) {
+      msg.Clear();
+      msg.mutable_keepalive();
+    }
+  };
 
   rpc::Status unknown(const std::string& id) {
     if (auto it = evicted_.find(id); it != evicted_.end()) {

@@ -18,6 +18,7 @@
 #include "envd/os_error.h"
 #include "envd/paths.h"
 #include "envd/rpc/keepalive.h"
+#include "envd/rpc/stream_loop.h"
 #include "process.pb.h"
 #include "process/cgroups.h"
 #include "process/process.h"
@@ -330,17 +331,20 @@ class ProcessService {
     if (end.error) e->set_error(*end.error);
   }
 
-  // Data (and keepalives) until the end event, which comes after every queued chunk.
+  // The output of one process as a stream source (envd/rpc/stream_loop.h): data until the end
+  // event, which comes after every queued chunk.
   template <class Resp>
-  asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
-                                             rpc::KeepaliveTimer& ka, bool is_start) {
-    Resp msg;
-    ka.start([&sub] { sub.ready.set(); });
-    for (;;) {
+  struct OutputSource {
+    Process& p;
+    Subscriber& sub;
+    bool is_start;
+    std::chrono::milliseconds stall;
+
+    asio::awaitable<rpc::Pull> pull(Resp& msg) {
       if (sub.dropped()) {
-        co_return rpc::error(Code::aborted, "stream dropped: it did not take output for " +
-                                                std::to_string(cfg_.subscriber_stall.count()) +
-                                                " ms while other streams of the process were waiting");
+        co_return rpc::Pull::end(rpc::error(Code::aborted, "stream dropped: it did not take output for " +
+                                                               std::to_string(stall.count()) +
+                                                               " ms while other streams of the process were waiting"));
       }
       if (ChunkRef c = sub.pop()) {
         auto* data = msg.mutable_event()->mutable_data();
@@ -349,26 +353,25 @@ class ProcessService {
           case OutputStream::stderr_stream: data->set_stderr(c->data(), c->size); break;
           case OutputStream::pty_stream: data->set_pty(c->data(), c->size); break;
         }
-        c = ChunkRef();
-        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-        ka.reset();
-        continue;
+        co_return rpc::Pull::message();
       }
       if (p.fanout().closed() && p.end()) {
         fill_end(msg, *p.end());
-        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
         // The Start deadline killed it: the stream ends as the RPC deadline says (§4.2).
-        if (is_start && p.timed_out()) co_return rpc::error(Code::deadline_exceeded, "context deadline exceeded");
-        co_return rpc::Status{};
+        if (is_start && p.timed_out())
+          co_return rpc::Pull::last(rpc::error(Code::deadline_exceeded, "context deadline exceeded"));
+        co_return rpc::Pull::last();
       }
-      if (ka.take_due()) {
-        msg.mutable_event()->mutable_keepalive();
-        if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-        continue;
-      }
-      sub.ready.reset();
-      co_await sub.ready.wait();
+      co_return rpc::Pull::idle();
     }
+    void keepalive(Resp& msg) { msg.mutable_event()->mutable_keepalive(); }
+  };
+
+  template <class Resp>
+  asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
+                                             rpc::KeepaliveTimer& ka, bool is_start) {
+    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall};
+    co_return co_await rpc::run_stream(out, src, sub.ready, ka);
   }
 
   SandboxState& state_;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian bookworm package envd's build and tests need. Idempotent: re-running
-# installs nothing that is already present. Run as root (or with sudo available).
+# installs nothing that is already present. As root it runs apt-get itself (a fresh
+# debian:bookworm container has no sudo); as another user it needs sudo, and only when something
+# is missing.
 set -euo pipefail
 
 SUDO=""
@@ -16,6 +18,9 @@ pkgs=(
   # The SDK tests' sandbox is like an E2B template: `git` and `python` on PATH, `sudo` for `user`
   # (tests/sdk/install.sh creates the user and its sudoers entry).
   git sudo python-is-python3
+  # tests/ops: `systemd-analyze verify` of systemd/envd.service (PID 1 need not be systemd) and the
+  # debootstrap chroot in which the Dockerfile's runtime stage is checked.
+  systemd debootstrap
 )
 
 missing=()
@@ -39,6 +44,10 @@ done
 
 if [ ${#filtered[@]} -gt 0 ]; then
   echo "setup: installing ${filtered[*]}"
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "setup: installing packages needs root: run this as root, or install sudo" >&2
+    exit 1
+  fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   # libboost1.74-dev (bookworm's default) conflicts with 1.81; remove it if present.

@@ -4,7 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <deque>
 
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/http/exchange.h"
 
 namespace envd::testing {

@@ -5,15 +5,12 @@
 #include <cctype>
 #include <cerrno>
 
+#include "envd/ascii.h"
 #include "envd/blocking.h"
 
 namespace envd::http {
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
+std::string to_lower(std::string_view s) { return ascii::lower(s); }
 
 std::optional<std::string_view> find_header(const Headers& headers, std::string_view lower_name) {
   for (const auto& [name, value] : headers) {

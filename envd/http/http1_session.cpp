@@ -19,7 +19,7 @@
 
 #include "envd/base64.h"
 #include "envd/blocking.h"
-#include "envd/http/event.h"
+#include "envd/event.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
 

@@ -14,8 +14,8 @@
 #include <map>
 #include <memory>
 
+#include "envd/event.h"
 #include "envd/fifo.h"
-#include "envd/http/event.h"
 #include "envd/http/server.h"
 #include "envd/log.h"
 

@@ -1,4 +1,5 @@
 #include "envd/rest/accept_encoding.h"
+#include "envd/ascii.h"
 
 #include <cerrno>
 #include <cmath>
@@ -12,17 +13,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // Go's strconv.ParseFloat(v, 64), closely enough for q-values: nullopt on a syntax error or an
@@ -62,16 +52,16 @@ AcceptEncoding parse_accept_encoding(std::string_view header) {
       semi = entry.find(';');
       std::string_view param = trim(entry.substr(0, semi));
       auto eq = param.find('=');
-      if (eq == std::string_view::npos || !iequals(param.substr(0, eq), "q")) continue;
+      if (eq == std::string_view::npos || !ascii::iequals(param.substr(0, eq), "q")) continue;
       auto v = go_parse_float(param.substr(eq + 1));
       q = v && !(*v < 0) ? *v : 1;
     }
     std::optional<Name> n;
-    if (iequals(name, "identity")) {
+    if (ascii::iequals(name, "identity")) {
       n = Name::identity;
       identity_listed = true;
       if (q == 0) identity_zero = true;
-    } else if (iequals(name, "gzip")) {
+    } else if (ascii::iequals(name, "gzip")) {
       n = Name::gzip;
     } else if (name == "*") {
       n = Name::star;

@@ -4,19 +4,12 @@
 #include <map>
 #include <mutex>
 
+#include "envd/ascii.h"
 #include "envd/rest/media_type.h"
 #include "envd/text_file.h"
 
 namespace envd::rest {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return out;
-}
 
 struct MimeTable {
   std::map<std::string, std::string, std::less<>> exact, lowered;
@@ -30,7 +23,7 @@ struct MimeTable {
       value = format_media_type(mt->type, mt->params);
     }
     exact[std::string(ext)] = value;
-    lowered[lower(ext)] = value;
+    lowered[ascii::lower(ext)] = value;
   }
 
   void builtin() {
@@ -108,7 +101,7 @@ struct MimeTable {
     if (dot == std::string_view::npos || (slash != std::string_view::npos && dot < slash)) return "";
     std::string_view ext = path.substr(dot);
     if (auto it = exact.find(ext); it != exact.end()) return it->second;
-    if (auto it = lowered.find(lower(ext)); it != lowered.end()) return it->second;
+    if (auto it = lowered.find(ascii::lower(ext)); it != lowered.end()) return it->second;
     return "";
   }
 };

@@ -1,17 +1,10 @@
 #include "envd/rest/media_type.h"
+#include "envd/ascii.h"
 
 #include <vector>
 
 namespace envd::rest {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return out;
-}
 
 // Go's unicode.IsSpace over ASCII, and the two non-ASCII spaces Go also trims that we meet as bytes
 // (U+0085, U+00A0) are left alone: headers are ASCII in practice.
@@ -82,7 +75,7 @@ std::optional<std::string> decode_2231(std::string_view v) {
   if (q1 == std::string_view::npos) return std::nullopt;
   auto q2 = v.find('\'', q1 + 1);
   if (q2 == std::string_view::npos) return std::nullopt;
-  std::string charset = lower(v.substr(0, q1));
+  std::string charset = ascii::lower(v.substr(0, q1));
   if (charset != "us-ascii" && charset != "utf-8") return std::nullopt;
   return percent_unescape(v.substr(q2 + 1));
 }
@@ -140,7 +133,7 @@ std::optional<MediaType> parse_media_type(std::string_view v) {
       if (minor.empty() || !b.empty()) return std::nullopt;
     }
   }
-  mt.type = lower(base);
+  mt.type = ascii::lower(base);
   std::string_view rest = semi == std::string_view::npos ? std::string_view{} : v.substr(semi);
   // key → value for plain parameters; base name → (key → value) for RFC 2231 ones.
   std::map<std::string, std::map<std::string, std::string>> continuation;
@@ -154,7 +147,7 @@ std::optional<MediaType> parse_media_type(std::string_view v) {
     if (p[0] == ';') {
       p.remove_prefix(1);
       p = trim_left(p);
-      key = lower(consume_token(p));
+      key = ascii::lower(consume_token(p));
       if (!key.empty()) {
         p = trim_left(p);
         if (!p.empty() && p[0] == '=') {
@@ -213,16 +206,16 @@ std::string format_media_type(std::string_view type, const std::map<std::string,
   auto slash = type.find('/');
   if (slash == std::string_view::npos) {
     if (type.empty() || needs_quoting(type)) return "";
-    out = lower(type);
+    out = ascii::lower(type);
   } else {
     auto major = type.substr(0, slash), sub = type.substr(slash + 1);
     if (major.empty() || sub.empty() || needs_quoting(major) || needs_quoting(sub)) return "";
-    out = lower(major) + "/" + lower(sub);
+    out = ascii::lower(major) + "/" + ascii::lower(sub);
   }
   for (const auto& [k, v] : params) {  // std::map: sorted keys, as Go sorts them
     if (k.empty() || needs_quoting(k)) return "";
     out += "; ";
-    out += lower(k);
+    out += ascii::lower(k);
     bool ascii = true;
     for (char c : v) {
       auto u = static_cast<unsigned char>(c);

@@ -2,21 +2,11 @@
 
 #include <algorithm>
 
+#include "envd/ascii.h"
 #include "envd/rest/query.h"
 
 namespace envd::rest {
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view skip_lwsp(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -59,7 +49,7 @@ MultipartBoundary multipart_boundary(std::string_view content_type) {
 
 std::optional<std::string_view> PartHeaders::get(std::string_view name) const {
   for (const auto& [k, v] : fields_) {
-    if (iequals(k, name)) return std::string_view(v);
+    if (ascii::iequals(k, name)) return std::string_view(v);
   }
   return std::nullopt;
 }

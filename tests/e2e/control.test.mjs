@@ -4,8 +4,9 @@
 // paths, request logs, flags, and graceful shutdown with open streams. Clients: fetch and curl.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { startEnvd, envdBin, envelope, parseConnectStream, parseEnvelopes, h1Request, h2Connect, h2Request, waitFor, connectJson } from "./lib/envd.mjs";
+import { curl } from "./lib/clients.mjs";
 
 const VERSION = "0.6.2";
 const GATE_BODY = '{"code":401,"message":"unauthorized access, please provide a valid access token or method signing if supported"}\n';
@@ -20,30 +21,6 @@ async function req(envd, path, { method = "GET", headers = {}, body } = {}) {
 
 const init = (envd, body, headers = {}) =>
   req(envd, "/init", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
-
-/** Runs curl; resolves { status, headers (lowercase → value), body }. */
-function curl(url, args = []) {
-  return new Promise((resolve, reject) => {
-    const p = spawn("curl", ["-sS", "-i", "--max-time", "10", ...args, url], { stdio: ["ignore", "pipe", "pipe"] });
-    const out = [];
-    let err = "";
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => { err += d; });
-    p.on("error", reject);
-    p.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`curl exited ${code}: ${err}`));
-      const raw = Buffer.concat(out).toString("utf8");
-      const split = raw.indexOf("\r\n\r\n");
-      const lines = raw.slice(0, split).split("\r\n");
-      const headers = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(":");
-        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolve({ status: Number(lines[0].split(" ")[1]), headers, body: raw.slice(split + 4) });
-    });
-  });
-}
 
 /** The daemon's JSON log lines. */
 const logLines = (envd) => envd.stderr().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
@@ -64,7 +41,7 @@ describe("control endpoints", () => {
     const r = await curl(envd.url("/health"));
     assert.equal(r.status, 204);
     assert.equal(r.headers["cache-control"], "no-store");
-    assert.equal(r.body, "");
+    assert.equal(r.text, "");
   });
 
   it("Date: /health, an RPC, a 404 and an h2c RPC carry a current IMF-fixdate (RFC 9110 §6.6.1)", async () => {
@@ -162,7 +139,7 @@ describe("control endpoints", () => {
     try {
       const denied = await curl(envd.url("/envs"));
       assert.equal(denied.status, 401);
-      assert.equal(denied.body, GATE_BODY);
+      assert.equal(denied.text, GATE_BODY);
       assert.equal(denied.headers["content-type"], "application/json; charset=utf-8");
       assert.equal(denied.headers["x-content-type-options"], "nosniff");
       assert.equal((await req(envd, "/envs", { headers: { "x-access-token": "wrong" } })).status, 401);

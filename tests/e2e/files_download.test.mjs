@@ -15,30 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { startEnvd, h1Request, h2Connect, h2Request, rawConnect, parseH1Responses, waitFor, it } from "./lib/envd.mjs";
-
-/** Runs curl; resolves { status, headers (lowercase → value), body (Buffer) }. */
-function curl(url, args = []) {
-  return new Promise((resolve, reject) => {
-    const p = spawn("curl", ["-sS", "-i", "--max-time", "60", ...args, url], { stdio: ["ignore", "pipe", "pipe"] });
-    const out = [];
-    let err = "";
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => { err += d; });
-    p.on("error", reject);
-    p.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`curl exited ${code}: ${err}`));
-      const raw = Buffer.concat(out);
-      const split = raw.indexOf("\r\n\r\n");
-      const lines = raw.subarray(0, split).toString("latin1").split("\r\n");
-      const headers = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(":");
-        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolve({ status: Number(lines[0].split(" ")[1]), headers, body: raw.subarray(split + 4), rawHead: lines });
-    });
-  });
-}
+import { curl } from "./lib/clients.mjs";
 
 /** curl writing the body through sha256: { status, sha256, size }. */
 function curlDigest(url, args = []) {
@@ -362,7 +339,9 @@ describe("GET /files", () => {
     assert.equal(rep.body.toString(), "Invalid format for parameter path: multiple values for single value parameter 'path'\n");
     assert.equal(rep.headers["content-type"], "text/plain; charset=utf-8");
     // HEAD is not routed (chi: 405).
-    assert.equal((await h1Request(envd.port, { method: "HEAD", path: q({ path: file("nums.txt") }) })).status, 405);
+    const head = await h1Request(envd.port, { method: "HEAD", path: q({ path: file("nums.txt") }) });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.allow, "GET, POST");
   });
 
   // How many of envd's fds point at `name` (the file a download holds open).

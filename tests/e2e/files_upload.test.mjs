@@ -72,7 +72,8 @@ function multipartBody(parts, boundary = "----envdtestboundary") {
   for (const p of parts) {
     let disp = `form-data; name="${p.name ?? "file"}"`;
     if (p.filename !== undefined) disp += `; filename="${p.filename}"`;
-    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disp}\r\nContent-Type: application/octet-stream\r\n\r\n`));
+    const extra = Object.entries(p.headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    chunks.push(Buffer.from(`--${boundary}\r\nContent-Disposition: ${disp}\r\nContent-Type: application/octet-stream\r\n${extra}\r\n`));
     chunks.push(Buffer.from(p.data));
     chunks.push(Buffer.from("\r\n"));
   }
@@ -205,6 +206,32 @@ describe("raw and multipart bodies", () => {
     r = await raw(join(d, "bad.bin"), "not gzip at all", { "content-encoding": "gzip" });
     assert.equal(r.status, 400);
     assert.match(json(r).message, /^error decompressing request body: /);
+  });
+
+  it("multipart: quoted-printable parts are decoded as envd decodes them; bad ones refused, nothing left", async () => {
+    const d = dir();
+    const qp = { "Content-Transfer-Encoding": "Quoted-Printable" };
+    const up = (name, data, query = "") => {
+      const { body, contentType } = multipartBody([{ filename: join(d, name), data, headers: qp }]);
+      return h1Request(envd.port, { path: `/files${query}`, headers: { "content-type": contentType }, body });
+    };
+    let r = await up("ok.txt", "caf=C3=A9 =\r\nsoft  \r\nline2=3D=3d end");
+    assert.equal(r.status, 200, r.body.toString());
+    assert.ok(readFileSync(join(d, "ok.txt")).equals(Buffer.from("caf\xc3\xa9 soft\r\nline2== end", "latin1")));
+    // 60 KB of escapes in soft-broken lines, split across many reads.
+    const long = ("=41".repeat(1000) + "=\r\n").repeat(20) + "tail";
+    r = await up("long.txt", long);
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(readFileSync(join(d, "long.txt"), "utf8"), "A".repeat(20000) + "tail");
+    // Atomic: a refused part leaves nothing (in place, as envd, a prefix of the new content stays).
+    r = await up("bad.txt", "bad\x01byte", "?atomic=true");
+    assert.deepEqual(json(r), { code: 400, message: "error writing file: quotedprintable: invalid unescaped byte 0x01 in body" });
+    r = await up("huge-line.txt", "a".repeat(5000), "?atomic=true");
+    assert.deepEqual(json(r), { code: 400, message: "error writing file: quotedprintable: line longer than 4096 bytes" });
+    assert.deepEqual(readdirSync(d).sort(), ["long.txt", "ok.txt"]);
+    r = await up("bad.txt", "bad\x01byte");
+    assert.equal(r.status, 400);
+    assert.ok("bad".startsWith(readFileSync(join(d, "bad.txt"), "utf8")));
   });
 
   it("h2c: raw and multipart uploads", async () => {

@@ -7,21 +7,13 @@ import assert from "node:assert/strict";
 import { execFileSync, execSync } from "node:child_process";
 import fsn from "node:fs";
 import path from "node:path";
-import { createClient, ConnectError, Code } from "@connectrpc/connect";
+import { createClient, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { it, startEnvd, service, connectJson, withTimeout, waitFor } from "./lib/envd.mjs";
+import { errOf } from "./lib/clients.mjs";
 
 const basic = (user) => ({ authorization: `Basic ${Buffer.from(`${user}:`).toString("base64")}` });
 const FT = { UNSPECIFIED: 0, FILE: 1, DIRECTORY: 2 };
-
-async function errOf(p) {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
 
 function expectErr(e, code, message) {
   assert.equal(e.code, code, `${Code[e.code]}: ${e.rawMessage}`);

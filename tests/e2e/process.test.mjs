@@ -15,6 +15,7 @@ import {
   startEnvd, service, waitFor, delay, withTimeout, protoDir, rawConnect, h1Bytes, parseH1Responses,
   parseConnectStream, envelope, h1Request,
 } from "./lib/envd.mjs";
+import { errOf } from "./lib/clients.mjs";
 
 const RETENTION_MS = 2000;
 const STALL_MS = 1500;
@@ -85,15 +86,6 @@ async function collect(stream, { onEvent, keepData = true } = {}) {
     out.error = ConnectError.from(e);
   }
   return out;
-}
-
-async function errOf(p) {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
 }
 
 /** Pids of every process in process group `pgid` (from /proc/<pid>/stat). */

@@ -15,19 +15,11 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import {
   it, startEnvd, service, waitFor, delay, withTimeout, envelope, parseConnectStream,
 } from "./lib/envd.mjs";
+import { errOf } from "./lib/clients.mjs";
 
 const LONG = process.env.ENVD_LONG === "1";
 const ET = { CREATE: 1, WRITE: 2, REMOVE: 3, RENAME: 4, CHMOD: 5 };
 const ETN = Object.fromEntries(Object.entries(ET).map(([k, v]) => [v, k]));
-
-async function errOf(p) {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
 
 const fsClient = (envd, opts = {}) =>
   createClient(service("filesystem.Filesystem"), createConnectTransport({ baseUrl: envd.baseUrl, httpVersion: "1.1", ...opts }));
