@@ -383,16 +383,7 @@ awaitable<Pull> Upload::pull() {
   if (!gzip_) {
     co_await release(in_);
     in_.clear();
-    // HTTP/1.1 hands out what one socket read got (at most 64 KiB), and every piece costs a
-    // write handed to the pool and back: while the previous write is still running, keep filling
-    // this piece (up to read_chunk_bytes) instead of waiting for it with a small one. A slow
-    // client's bytes still reach the file as they come (bench files row: 1 GiB HTTP/1.1 upload,
-    // 4× fewer writes).
     Pull p = co_await body_.next(in_, opts_.read_chunk_bytes);
-    while (p == Pull::data && in_.size() < opts_.read_chunk_bytes && pending_ && !pending_->done) {
-      p = co_await body_.next(in_, opts_.read_chunk_bytes - in_.size());
-    }
-    if (p == Pull::end && !in_.empty()) p = Pull::data;  // the end comes at the next pull
     chunk_ = in_;
     co_return p;
   }
