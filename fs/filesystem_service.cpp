@@ -125,7 +125,8 @@ class FilesystemService {
 }  // namespace
 
 void register_service(rpc::Registry& registry, SandboxState& state) {
-  registry.add_service(pb::StatRequest::descriptor()->file()->FindServiceByName("Filesystem"));
+  registry.add_service(std::string(kService),
+                       [] { return pb::StatRequest::descriptor()->file()->FindServiceByName("Filesystem"); });
   auto svc = std::make_shared<FilesystemService>(state);
   registry.unary<pb::StatRequest, pb::StatResponse>(
       kService, "Stat", [svc](auto& ctx, const auto& req, auto& resp) { return svc->stat(ctx, req, resp); });

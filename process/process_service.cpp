@@ -386,7 +386,8 @@ class ProcessService {
 }  // namespace
 
 void register_service(rpc::Registry& registry, SandboxState& state, const ServiceConfig& config) {
-  registry.add_service(pb::StartRequest::descriptor()->file()->FindServiceByName("Process"));
+  registry.add_service(std::string(kService),
+                       [] { return pb::StartRequest::descriptor()->file()->FindServiceByName("Process"); });
   auto svc = std::make_shared<ProcessService>(state, config);
   registry.server_stream<pb::StartRequest, pb::StartResponse>(
       kService, "Start", [svc](auto& ctx, const auto& req, auto& out) { return svc->start(ctx, req, out); });

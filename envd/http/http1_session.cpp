@@ -214,6 +214,9 @@ class Http1Exchange final : public Exchange {
     if (max_bytes >= 4096 && (!remaining || *remaining >= buf_.size() + 4096) && buf_.capacity() < kBodyReadBytes) {
       buf_.reserve(kBodyReadBytes);
     }
+    // One read yields at most what buf_ holds and has room for: resize() zero-fills `out`, so it
+    // is not grown (and filled) past that (bench: a 1 GiB upload spent 7 % of its time in memset).
+    max_bytes = std::min(max_bytes, std::max<std::size_t>(buf_.capacity(), 4096));
     std::size_t old = out.size();
     out.resize(old + max_bytes);
     std::size_t got = 0;

@@ -40,20 +40,42 @@ void Registry::add_service(const google::protobuf::ServiceDescriptor* service) {
   }
 }
 
+void Registry::add_service(std::string full_name, const google::protobuf::ServiceDescriptor* (*lookup)()) {
+  services_[full_name] = true;
+  lazy_[std::move(full_name)].lookup = lookup;
+}
+
+void Registry::resolve(std::map<std::string, LazyService, std::less<>>::iterator it) {
+  std::string service = it->first;
+  LazyService lazy = std::move(it->second);
+  lazy_.erase(it);
+  add_service(lazy.lookup());
+  for (auto& [method, handler] : lazy.handlers) set_handler(service, method, std::move(handler));
+}
+
+void Registry::resolve_all() {
+  while (!lazy_.empty()) resolve(lazy_.begin());
+}
+
 void Registry::set_handler(std::string_view service, std::string_view method, GenericHandler handler) {
+  if (auto lazy = lazy_.find(service); lazy != lazy_.end()) {
+    lazy->second.handlers.emplace_back(std::string(method), std::move(handler));
+    return;
+  }
   std::string key = "/" + std::string(service) + "/" + std::string(method);
   auto it = methods_.find(key);
   if (it == methods_.end()) throw std::logic_error("registering unknown RPC method " + key);
   it->second.handler = std::move(handler);
 }
 
-const Method* Registry::find(std::string_view path, bool* service_known) const {
-  if (service_known) {
-    *service_known = false;
-    if (path.size() > 1 && path[0] == '/') {
-      auto slash = path.find('/', 1);
-      if (slash != std::string_view::npos) *service_known = services_.count(path.substr(1, slash - 1)) > 0;
-    }
+const Method* Registry::find(std::string_view path, bool* service_known) {
+  std::string_view service;
+  if (path.size() > 1 && path[0] == '/') {
+    if (auto slash = path.find('/', 1); slash != std::string_view::npos) service = path.substr(1, slash - 1);
+  }
+  if (service_known) *service_known = !service.empty() && services_.count(service) > 0;
+  if (!service.empty() && !lazy_.empty()) {
+    if (auto lazy = lazy_.find(service); lazy != lazy_.end()) resolve(lazy);
   }
   auto it = methods_.find(path);
   return it == methods_.end() ? nullptr : &it->second;

@@ -134,6 +134,15 @@ class Registry {
   // Registers every method of `service` answering `unimplemented`; real handlers replace them.
   void add_service(const google::protobuf::ServiceDescriptor* service);
 
+  // The same for the service `full_name`, whose descriptor `lookup` returns when a request first
+  // names the service (handlers set before then wait in a list). Building protobuf descriptors was
+  // most of envd's start-up work (~2.4 M of ~4 M instructions) and faulted in descriptor code and
+  // heap that a sandbox which only idles never needs (DESIGN §6: cold start, footprint).
+  void add_service(std::string full_name, const google::protobuf::ServiceDescriptor* (*lookup)());
+
+  // Looks up every lazily added service now (a handler naming no method of its service throws).
+  void resolve_all();
+
   template <class Req, class Resp>
   void unary(std::string_view service, std::string_view method,
              std::function<asio::awaitable<Status>(CallContext&, const Req&, Resp&)> fn) {
@@ -192,16 +201,23 @@ class Registry {
 
   // "/process.Process/Start" → method; nullptr if unknown. `service_known` tells a known service
   // with an unknown method apart from a path that is not an RPC at all.
-  const Method* find(std::string_view path, bool* service_known = nullptr) const;
+  const Method* find(std::string_view path, bool* service_known = nullptr);
 
   // Every registered method by path ("/svc/method"), sorted (--print-routes).
   const std::map<std::string, Method, std::less<>>& methods() const { return methods_; }
 
  private:
+  struct LazyService {
+    const google::protobuf::ServiceDescriptor* (*lookup)() = nullptr;
+    std::vector<std::pair<std::string, GenericHandler>> handlers;  // method name → handler
+  };
+
   void set_handler(std::string_view service, std::string_view method, GenericHandler handler);
+  void resolve(std::map<std::string, LazyService, std::less<>>::iterator it);
 
   std::map<std::string, Method, std::less<>> methods_;  // key: "/svc/method"
   std::map<std::string, bool, std::less<>> services_;
+  std::map<std::string, LazyService, std::less<>> lazy_;  // added by name, not looked up yet
 };
 
 }  // namespace envd::rpc
