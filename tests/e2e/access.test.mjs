@@ -606,7 +606,9 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
         const body = Buffer.alloc(limit + 1, 0x20);
         const r = await h1Request(envd.port, { method: "POST", path, headers: { "content-type": "application/json", "x-access-token": TOKEN }, body });
         assert.equal(r.status, 413, `POST ${path} with ${limit + 1} bytes: ${r.body}`);
-        const under = await h1Request(envd.port, { method: "POST", path, headers: { "content-type": "application/json", "x-access-token": TOKEN }, body: "{}" });
+        // (An /init without accessToken would clear the token: it keeps it.)
+        const small = path === "/init" ? JSON.stringify({ accessToken: TOKEN }) : "{}";
+        const under = await h1Request(envd.port, { method: "POST", path, headers: { "content-type": "application/json", "x-access-token": TOKEN }, body: small });
         assert.notEqual(under.status, 413, `POST ${path} with {}`);
       }
       // Routes that stream their body (POST /files: "no size limit", §6.6) or do not read one are
@@ -617,6 +619,8 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
       assert.equal(none.status, 401, `POST ${path} without a token`);
       assert.equal(none.body.toString(), GATE_BODY);
     }
+    // The token is still in force.
+    assert.equal((await h1Request(envd.port, { method: "GET", path: "/envs" })).status, 401);
   });
 });
 
