@@ -283,6 +283,7 @@ int main(int argc, char** argv) {
 
   // --- access matrix: the table of what is served, from the registration above ---
   if (flags.print_routes) {
+    registry.resolve_all();  // services registered by name are listed too
     std::cout << envd::route_table_json(router, registry) << std::endl;
     return 0;
   }
