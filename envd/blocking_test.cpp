@@ -317,7 +317,18 @@ TEST_CASE("blocking: shutdown completes queued jobs with an error and joins the 
   }
   io.poll();
   while (pool->stats().running[0] + pool->stats().running[1] < 2) std::this_thread::yield();
-  std::thread opener([gate] { gate->release(); });
+  // The gate opens only once shutdown() has taken the queued job off the queue: opened earlier, a
+  // freed thread could pick that job up and run it.
+  std::thread opener([gate, &pool] {
+    for (;;) {
+      auto st = pool->stats();
+      std::size_t queued = 0;
+      for (auto q : st.queued) queued += q;
+      if (queued == 0) break;
+      std::this_thread::yield();
+    }
+    gate->release();
+  });
   pool->shutdown(std::chrono::seconds(10));
   opener.join();
   CHECK(pool->stats().threads == 0);
