@@ -62,6 +62,9 @@ class Exchange {
   // straight into a buffer the exchange reuses (HTTP/1.1: the parser writes into it), so a
   // handler can hand the view to a pool job that writes it to disk without copying it first.
   virtual asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes);
+  // Request bytes that a read_body would get now without waiting for the client (a lower bound:
+  // 0 when unknown). Lets an upload fill a larger piece only while that costs no wait.
+  virtual std::size_t body_bytes_ready() const { return 0; }
 
   // Sends the response head. Headers in extra_headers() are appended. May be called once.
   virtual asio::awaitable<bool> write_head(ResponseHead head) = 0;

@@ -1,6 +1,7 @@
 // HTTP/1.1 sessions (Beast parser, hand-written response framing): keep-alive, pipelining in order,
 // chunked request bodies, Expect: 100-continue, chunked streaming responses flushed per write,
 // trailers, and the h2c upgrade.
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 
 #include <array>
@@ -315,6 +316,14 @@ class Http1Exchange final : public Exchange {
   }
 
   bool closed() const override { return closed_; }
+
+  // Buffered by Beast plus what the socket holds (FIONREAD); chunk framing may be among them.
+  std::size_t body_bytes_ready() const override {
+    if (body_done_ || closed_) return 0;
+    int queued = 0;
+    if (::ioctl(stream_.socket().native_handle(), FIONREAD, &queued) != 0 || queued < 0) queued = 0;
+    return buf_.size() + static_cast<std::size_t>(queued);
+  }
 
   void abort_response() override {
     keep_alive_ = false;
