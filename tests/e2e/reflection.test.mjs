@@ -4,8 +4,10 @@
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import grpc from "@grpc/grpc-js";
 import protoLoader from "@grpc/proto-loader";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -120,6 +122,38 @@ describe("grpcurl", () => {
       await d.stop();
     }
   });
+});
+
+const BUF = join(dirname(fileURLToPath(import.meta.url)), "node_modules", ".bin", "buf");
+
+function bufCurl(args, cacheDir) {
+  return new Promise((resolve) => {
+    execFile(BUF, ["curl", ...args], { timeout: 8000, env: { ...process.env, BUF_CACHE_DIR: cacheDir, NO_COLOR: "1" } },
+      (err, stdout, stderr) => resolve({ code: err ? (err.code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+describe("buf curl without a schema (reflection)", () => {
+  let cacheDir;
+  before(() => { cacheDir = mkdtempSync(join(tmpdir(), "envd-e2e-refl-buf-")); });
+  after(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+  for (const [proto, flags] of [["grpc", ["--http2-prior-knowledge"]], ["connect", []]]) {
+    for (const reflect of ["grpc-v1", "grpc-v1alpha"]) {
+      it(`--protocol ${proto} --reflect-protocol ${reflect}: lists methods and calls process.Process/List`, async () => {
+        const base = ["--protocol", proto, ...flags, "--reflect-protocol", reflect];
+        let r = await bufCurl([...base, "--list-methods", envd.baseUrl], cacheDir);
+        assert.equal(r.code, 0, r.stderr);
+        const methods = r.stdout.trim().split("\n");
+        assert.ok(methods.includes("process.Process/Start"), r.stdout);
+        assert.ok(methods.includes("filesystem.Filesystem/ListDir"), r.stdout);
+        assert.ok(methods.includes("grpc.health.v1.Health/Watch"), r.stdout);
+        r = await bufCurl([...base, "-d", "{}", `${envd.baseUrl}/process.Process/List`], cacheDir);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(JSON.parse(r.stdout), {});
+      });
+    }
+  }
 });
 
 /** One reflection stream: writes `requests`, ends, collects every response. */
