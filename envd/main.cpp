@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -332,11 +333,15 @@ int main(int argc, char** argv) {
     metrics.stop();
     asio::post(forward_ex, [&forwarder] { forwarder.stop(); });
     signals.async_wait(on_signal);
-    auto end_calls = [&] {
+    // One bound for the whole ladder: the wait for Watch streams below counts against it.
+    auto shutdown_deadline = std::chrono::steady_clock::now() + flags.shutdown_timeout;
+    auto end_calls = [&, shutdown_deadline] {
       rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
       router.shutdown();  // REST requests too (RPC calls already got their status above)
       pause.thaw_at_shutdown();
-      asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(shutdown_deadline - std::chrono::steady_clock::now());
+      asio::co_spawn(io, drain_and_stop(io, router, std::max(left, std::chrono::milliseconds(0))), asio::detached);
     };
     // Health Watch streams send NOT_SERVING and end before the other calls are cut (bounded).
     health.set_not_serving();
@@ -345,8 +350,7 @@ int main(int argc, char** argv) {
     } else {
       asio::co_spawn(
           io,
-          [&io, &health, end_calls, timeout = flags.shutdown_timeout]() -> asio::awaitable<void> {
-            auto deadline = std::chrono::steady_clock::now() + timeout;
+          [&io, &health, end_calls, deadline = shutdown_deadline]() -> asio::awaitable<void> {
             asio::steady_timer t(io);
             while (health.watchers() > 0 && std::chrono::steady_clock::now() < deadline) {
               t.expires_after(std::chrono::milliseconds(2));
