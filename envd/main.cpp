@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -32,6 +33,7 @@
 #include "envd/notify.h"
 #include "envd/open_files.h"
 #include "envd/pause/pause_routes.h"
+#include "envd/reflection_service.h"
 #include "envd/route_table.h"
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
@@ -197,6 +199,10 @@ int main(int argc, char** argv) {
   watch_config.poll_idle_timeout = flags.watcher_idle_timeout;
   envd::fs::register_watch_service(registry, state, io.get_executor(), watch_config);
   if (flags.test_services) envd::register_echo_service(registry);
+  // Discoverable by standard gRPC tools: server reflection and health (behind the token as well).
+  envd::HealthState health;
+  envd::register_reflection_service(registry);
+  envd::register_health_service(registry, health);
 
   envd::rpc::RpcServer rpc(registry, envd::rpc::RpcConfig{flags.max_message_bytes});
   rpc.set_authenticator([&state](const envd::http::RequestHead& req, envd::rpc::CallContext& ctx) {
@@ -326,11 +332,34 @@ int main(int argc, char** argv) {
     acceptor.close(ignored);
     metrics.stop();
     asio::post(forward_ex, [&forwarder] { forwarder.stop(); });
-    rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
-    router.shutdown();  // REST requests too (RPC calls already got their status above)
-    pause.thaw_at_shutdown();
     signals.async_wait(on_signal);
-    asio::co_spawn(io, drain_and_stop(io, router, flags.shutdown_timeout), asio::detached);
+    // One bound for the whole ladder: the wait for Watch streams below counts against it.
+    auto shutdown_deadline = std::chrono::steady_clock::now() + flags.shutdown_timeout;
+    auto end_calls = [&, shutdown_deadline] {
+      rpc.shutdown(envd::rpc::error(envd::rpc::Code::unavailable, "envd is shutting down"));
+      router.shutdown();  // REST requests too (RPC calls already got their status above)
+      pause.thaw_at_shutdown();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(shutdown_deadline - std::chrono::steady_clock::now());
+      asio::co_spawn(io, drain_and_stop(io, router, std::max(left, std::chrono::milliseconds(0))), asio::detached);
+    };
+    // Health Watch streams send NOT_SERVING and end before the other calls are cut (bounded).
+    health.set_not_serving();
+    if (health.watchers() == 0) {
+      end_calls();
+    } else {
+      asio::co_spawn(
+          io,
+          [&io, &health, end_calls, deadline = shutdown_deadline]() -> asio::awaitable<void> {
+            asio::steady_timer t(io);
+            while (health.watchers() > 0 && std::chrono::steady_clock::now() < deadline) {
+              t.expires_after(std::chrono::milliseconds(2));
+              co_await t.async_wait(asio::use_awaitable);
+            }
+            end_calls();
+          },
+          asio::detached);
+    }
   };
   signals.async_wait(on_signal);
   // The forwarder never forwards envd's own listener (matched by inode in its scans).

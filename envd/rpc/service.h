@@ -203,6 +203,14 @@ class Registry {
   // with an unknown method apart from a path that is not an RPC at all.
   const Method* find(std::string_view path, bool* service_known = nullptr);
 
+  // Every service served (full names, sorted), including those added by name and not looked up
+  // yet (server reflection lists them).
+  std::vector<std::string> service_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, known] : services_) names.push_back(name);
+    return names;
+  }
+
   // Every registered method by path ("/svc/method"), sorted (--print-routes).
   const std::map<std::string, Method, std::less<>>& methods() const { return methods_; }
 
