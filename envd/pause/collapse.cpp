@@ -89,7 +89,7 @@ std::vector<MemRegion> heap_regions(std::string_view maps) {
     auto dash = range.find('-');
     MemRegion r;
     if (dash == std::string_view::npos || !parse_hex(range.substr(0, dash), r.start) ||
-        !parse_hex(range.substr(dash + 1), r.end) || r.end <= r.start)
+        !parse_hex(range.substr(dash + 1), r.end) || r.end <= r.start || r.end - r.start > kMaxHeapRegionBytes)
       continue;
     out.push_back(r);
   }

@@ -14,6 +14,9 @@
 namespace envd::pause {
 
 inline constexpr std::size_t kHugePageBytes = 2u << 20;
+// Anonymous mappings larger than this are reservations, not heap (ASan's shadow and allocator
+// spaces are terabytes; walking them chunk by chunk took 23 s): /collapse leaves them out.
+inline constexpr std::uintptr_t kMaxHeapRegionBytes = std::uintptr_t{1} << 30;
 
 struct CollapseResult {
   std::size_t already_huge = 0;  // chunks already backed by a huge page

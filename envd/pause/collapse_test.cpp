@@ -10,12 +10,13 @@ using envd::pause::heap_regions;
 using envd::pause::kHugePageBytes;
 using envd::pause::MemRegion;
 
-TEST_CASE("heap_regions keeps [heap] and nameless private rw anonymous mappings only") {
+TEST_CASE("heap_regions keeps [heap] and nameless private rw anonymous mappings up to 1 GiB only") {
   constexpr std::string_view maps =
       "00400000-00401000 r--p 00000000 fe:00 5308475                            /opt/envd\n"
       "00c00000-01000000 rw-p 00000000 00:00 0                                  [heap]\n"
       "7f0000000000-7f0004000000 rw-p 00000000 00:00 0 \n"
       "7f0004000000-7f0008000000 ---p 00000000 00:00 0 \n"
+      "600000000000-640000000000 rw-p 00000000 00:00 0 \n"  // 64 TiB: a reservation, not heap
       "7f0010000000-7f0010200000 rw-s 00000000 00:05 1234                       /dev/zero (deleted)\n"
       "7f0020000000-7f0020021000 rw-p 00000000 00:00 0                          [anon:glibc]\n"
       "7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]\n"

@@ -295,7 +295,8 @@ describe("forwarding", () => {
       const c = await open(port);
       await new Promise((resolve) => { c.on("close", resolve); c.on("error", () => {}); });
       assert.equal(accepted.length, 2);
-      assert.match(strict.stderr(), /--forward-fd-reserve/);
+      // The log thread writes the refusal's line after the close may already have arrived.
+      await waitFor(() => /--forward-fd-reserve/.test(strict.stderr()), { ...DEADLINE, what: "the fd-reserve log line" });
     } finally {
       await strict.stop();
       for (const s of accepted) s.destroy();

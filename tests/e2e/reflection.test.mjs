@@ -4,8 +4,8 @@
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import grpc from "@grpc/grpc-js";
@@ -14,24 +14,18 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { it, startEnvd, protoDir, registry } from "./lib/envd.mjs";
 
-const GRPCURL_VERSION = "v1.9.1";
-const grpcurlDir = `${process.env.HOME || homedir()}/.cache/envd/grpcurl-${GRPCURL_VERSION}`;
-const grpcurlBin = `${grpcurlDir}/grpcurl`;
+// The pinned version and the cache directory live in setup_grpcurl.sh (scripts/dev test runs it
+// before the tests; here it is a fallback, instant when installed).
+let grpcurlBin = "";
 
 /** Installs grpcurl once (cached across runs); returns null, or why it could not. */
 function installGrpcurl() {
-  if (existsSync(grpcurlBin)) return null;
   try {
-    mkdirSync(grpcurlDir, { recursive: true });
-    execFileSync("go", ["install", `github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}`], {
-      env: { ...process.env, GOBIN: grpcurlDir, GOFLAGS: "-mod=mod" },
-      cwd: grpcurlDir,
-      stdio: ["ignore", "pipe", "pipe"],
-      timeout: 280000,
-    });
-    return existsSync(grpcurlBin) ? null : "go install produced no binary";
+    const script = fileURLToPath(new URL("./setup_grpcurl.sh", import.meta.url));
+    grpcurlBin = execFileSync("bash", [script], { stdio: ["ignore", "pipe", "pipe"], timeout: 280000 }).toString().trim();
+    return existsSync(grpcurlBin) ? null : "setup_grpcurl.sh produced no binary";
   } catch (e) {
-    return `cannot install grpcurl ${GRPCURL_VERSION} (go install): ${String(e.stderr || e.message).slice(0, 400)}`;
+    return `cannot install grpcurl (tests/e2e/setup_grpcurl.sh): ${String(e.stderr || e.message).slice(0, 400)}`;
   }
 }
 

@@ -342,6 +342,11 @@ def test_async_run_callbacks_exit_envs_user(debug_envd):
             await sbx.commands.run("true", cwd="/nonexistent-e2b-cwd")
         with pytest.raises(TimeoutException):
             await sbx.commands.run("sleep 41.1", user="user", timeout=1)
+        # The client's own timeout may fire just before envd's Start deadline kills the process.
+        for _ in range(100):
+            if not [p for p in await sbx.commands.list() if "sleep 41.1" in p.args]:
+                break
+            await asyncio.sleep(0.05)
         assert not [p for p in await sbx.commands.list() if "sleep 41.1" in p.args]
 
     asyncio.run(asyncio.wait_for(main(), 60))
