@@ -11,8 +11,8 @@ RUN bash scripts/setup.sh \
 
 FROM debian:bookworm-slim AS runtime
 # What the SDKs expect of an E2B template: bash and coreutils (in the base), sudo, git, curl,
-# python3 with `python`; socat for port forwarding (contract §7.5); tini as PID 1, which reaps the
-# orphans envd's processes leave behind and passes SIGTERM on to envd.
+# python3 with `python`; socat, as E2B templates ship it (envd forwards ports itself: forward/);
+# tini as PID 1, which reaps the orphans envd's processes leave behind and passes SIGTERM on to envd.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       bash coreutils sudo git curl ca-certificates python3 python-is-python3 socat tini \
