@@ -14,6 +14,7 @@
 
 #include "connectrpc/conformance/v1/service.pb.h"
 #include "envd/http/exchange.h"
+#include "envd/rest/query.h"
 
 namespace envd::conformance {
 
@@ -51,27 +52,6 @@ void to_headers(const rpc::Metadata& md, google::protobuf::RepeatedPtrField<v1::
   }
 }
 
-std::string unescape(std::string_view in) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 v1::ConformancePayload::RequestInfo request_info(const rpc::CallContext& ctx, const Anys& requests) {
   v1::ConformancePayload::RequestInfo info;
   to_headers(ctx.request_metadata(), *info.mutable_request_headers());
@@ -81,16 +61,14 @@ v1::ConformancePayload::RequestInfo request_info(const rpc::CallContext& ctx, co
   for (const auto& r : requests) *info.add_requests() = r;
   std::string_view query = ctx.request_query();
   if (!query.empty()) {
-    rpc::Metadata params;
-    while (!query.empty()) {
-      auto amp = query.find('&');
-      std::string_view pair = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-      auto eq = pair.find('=');
-      params.emplace_back(unescape(pair.substr(0, eq)),
-                          eq == std::string_view::npos ? std::string() : unescape(pair.substr(eq + 1)));
+    // Decoded as Go's url.ParseQuery (envd/rest/query.h), as connect-go reads a GET's query.
+    auto& out = *info.mutable_connect_get_info()->mutable_query_params();
+    const auto parsed = envd::rest::Query::parse(query);
+    for (const auto& [name, values] : parsed.all()) {
+      v1::Header* h = out.Add();
+      h->set_name(name);
+      for (const auto& v : values) h->add_value(v);
     }
-    to_headers(params, *info.mutable_connect_get_info()->mutable_query_params());
   }
   return info;
 }
