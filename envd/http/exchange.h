@@ -111,8 +111,10 @@ class Exchange {
   int response_status() const { return response_status_; }
   Headers& extra_headers() { return extra_headers_; }
 
-  // Convenience: whole response with a known body.
-  asio::awaitable<void> respond(int status, Headers headers, std::string body);
+  // Convenience: whole response with a known body. HTTP/1.1 sends head and body in one write: a
+  // client whose deadline falls between two segments would see a head with no body (a Connect
+  // error without its JSON).
+  virtual asio::awaitable<void> respond(int status, Headers headers, std::string body);
 
  protected:
   // Sessions call this when the client goes away (the scope posts its callbacks: they never run

@@ -258,6 +258,23 @@ class Http1Exchange final : public Exchange {
 
   asio::awaitable<bool> write_head(ResponseHead head) override {
     if (head_sent_ || closed_) co_return !closed_;
+    co_return co_await write_raw(format_head(std::move(head)));
+  }
+
+  asio::awaitable<void> respond(int status, Headers headers, std::string body) override {
+    if (head_sent_ || closed_) co_return;
+    std::string out = format_head(ResponseHead{status, std::move(headers), body.size()});
+    if (!no_body_ && !body.empty()) {
+      std::array<asio::const_buffer, 2> bufs{asio::buffer(out), asio::buffer(body)};
+      if (!co_await write_buffers(bufs)) co_return;
+    } else if (!co_await write_raw(std::move(out))) {
+      co_return;
+    }
+    co_await finish({});
+  }
+
+  // The head's bytes; records what the head decides (status, chunked, no body).
+  std::string format_head(ResponseHead head) {
     head_sent_ = true;
     response_status_ = head.status;
     std::string out = "HTTP/1.1 " + std::to_string(head.status) + " ";
@@ -291,7 +308,7 @@ class Http1Exchange final : public Exchange {
     }
     if (!keep_alive_) add("connection", "close");
     out += "\r\n";
-    co_return co_await write_raw(std::move(out));
+    return out;
   }
 
   asio::awaitable<bool> write_body(std::string data) override {
