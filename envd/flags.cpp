@@ -93,6 +93,14 @@ std::string usage() {
          "  --subscriber-stall-ms N   drop a process output stream whose queue stayed full N ms while\n"
          "                            another stream waits (default 10000)\n"
          // --- end process service ---
+         // --- output retention (issue 13 part 1) ---
+         "  --output-retention-max-bytes N  most output a Start may ask envd to keep for a replay\n"
+         "                            (output_retention_bytes is capped here; default 16777216)\n"
+         "  --output-retention-total-bytes N  output kept for all processes together; a Start beyond it\n"
+         "                            fails with resource_exhausted (default 67108864)\n"
+         "  --output-retention-ms N   an ended process's kept output is replayable for N ms (default 30000)\n"
+         "  --output-retention-max-ended N  ended processes whose output is kept (default 16)\n"
+         // --- end output retention ---
          // --- bounds on RPC and /init input (issue 7) ---
          "  --max-init-depth N      deepest JSON nesting accepted in a POST /init body; deeper → 400\n"
          "                          (default 32)\n"
@@ -296,6 +304,23 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return true;
   };
   // --- end process service ---
+  // --- output retention (issue 13 part 1) ---
+  values["output-retention-max-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.output_retention_max_bytes, 1ull << 40) && out.output_retention_max_bytes >= 4096;
+  };
+  values["output-retention-total-bytes"] = [&](const std::string& v) {
+    return parse_uint(v, out.output_retention_total_bytes, 1ull << 40);
+  };
+  values["output-retention-ms"] = [&](const std::string& v) {
+    std::uint64_t ms = 0;
+    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000)) return false;
+    out.output_retention = std::chrono::milliseconds(ms);
+    return true;
+  };
+  values["output-retention-max-ended"] = [&](const std::string& v) {
+    return parse_uint(v, out.output_retention_max_ended, 1ull << 20);
+  };
+  // --- end output retention ---
   // --- bounds on RPC and /init input (issue 7) ---
   values["max-init-depth"] = [&](const std::string& v) {
     return parse_uint(v, out.max_init_depth, 100000) && out.max_init_depth >= 2;

@@ -58,6 +58,12 @@ struct Flags {
   std::chrono::milliseconds process_retention{30'000};  // Connect serves an ended process this long
   std::chrono::milliseconds subscriber_stall{10'000};   // full-queue time before a stream is dropped
   // --- end process service ---
+  // --- output retention (issue 13 part 1) ---
+  std::size_t output_retention_max_bytes = 16u << 20;    // per process (StartRequest's size is capped here)
+  std::size_t output_retention_total_bytes = 64u << 20;  // all processes together
+  std::chrono::milliseconds output_retention{30'000};    // an ended process's ring is kept this long
+  std::size_t output_retention_max_ended = 16;           // ended processes whose ring is kept
+  // --- end output retention ---
 
   // --- bounds on RPC and /init input (issue 7) ---
   std::size_t max_init_depth = 32;                // JSON nesting allowed in a POST /init body

@@ -187,6 +187,10 @@ int main(int argc, char** argv) {
   process_config.subscriber_stall = flags.subscriber_stall;
   process_config.cgroups = !flags.no_cgroups;
   process_config.cgroup_root = flags.cgroup_root;
+  process_config.output_retention_max_bytes = flags.output_retention_max_bytes;  // output retention (issue 13)
+  process_config.output_retention_total_bytes = flags.output_retention_total_bytes;
+  process_config.output_retention = flags.output_retention;
+  process_config.output_retention_max_ended = flags.output_retention_max_ended;
   envd::process::register_service(registry, state, process_config);
   envd::fs::register_service(registry, state);
   envd::fs::WatchConfig watch_config;

@@ -63,6 +63,7 @@ class Chunk {
   const char* data() const { return buf_.get(); }
   std::size_t size = 0;
   OutputStream stream = OutputStream::stdout_stream;
+  std::uint64_t offset = 0;  // of the first byte in its stream (DataEvent.offset, issue 13)
 
  private:
   friend class ChunkRef;

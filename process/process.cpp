@@ -142,6 +142,11 @@ void Process::pump_output(const std::shared_ptr<Process>& self, OutputReader* r)
       c->size = static_cast<std::size_t>(n);
       c->stream = r->stream;
       if (c->size < Chunk::kSmall) c = Chunk::copy_of(c->data(), c->size, r->stream);
+      c->offset = r->written;
+      r->written += c->size;
+      // Into the ring before the fan-out: a Connect that subscribes now finds every byte up to
+      // here in the ring and every later one in its queue (issue 13, no gap, no duplicate).
+      if (self->opts_.ring) self->opts_.ring->append(r->stream, c->data(), c->size);
       if (r->drain_pending) r->drain_remaining -= std::min(r->drain_remaining, c->size);
       r->in_publish = true;
       bool go_on = self->fanout_.offer(std::move(c), r->room, [self, r] {
@@ -225,6 +230,7 @@ void Process::maybe_end() {
   for (auto& rd : readers_)
     if (rd->drain_pending) return;
   end_ = describe_wait_status(wait_status_);
+  if (opts_.ring) opts_.ring->settle();
   close_input();
   fanout_.close();
   table_.finished(*this);
@@ -386,11 +392,57 @@ void ProcessTable::finished(Process& p) {
   if (retention_.count() > 0 && p.end()) {
     retained_[p.pid()] = Retained{p.pid(), p.options().tag, *p.end(), std::chrono::steady_clock::now() + retention_};
   }
+  // --- output retention (issue 13) ---
+  if (p.ring() && p.end()) {
+    auto now = std::chrono::steady_clock::now();
+    auto [it2, fresh] = retained_.try_emplace(p.pid());
+    Retained& r = it2->second;
+    if (fresh) r = Retained{p.pid(), p.options().tag, *p.end(), now, {}, {}, {}, {}};
+    r.had_ring = true;
+    r.written = p.ring()->written();
+    if (output_retention_.keep.count() > 0) {
+      r.ring = p.ring();
+      r.ring_expires = now + output_retention_.keep;
+      r.expires = std::max(r.expires, r.ring_expires);
+    }
+    bound_ended_rings();
+    if (r.expires <= now) retained_.erase(p.pid());
+  }
+  // --- end output retention ---
 }
+
+// --- output retention (issue 13) ---
+void ProcessTable::bound_ended_rings() {
+  std::size_t n = 0;
+  for (auto& [pid, r] : retained_) n += r.ring != nullptr;
+  while (n > output_retention_.max_ended) {
+    Retained* oldest = nullptr;
+    for (auto& [pid, r] : retained_)
+      if (r.ring && (!oldest || r.ring_expires < oldest->ring_expires)) oldest = &r;
+    oldest->ring.reset();
+    --n;
+  }
+}
+
+bool ProcessTable::make_room(std::size_t bytes) {
+  prune();
+  if (!budget_) return false;
+  while (budget_->used + bytes > budget_->total) {
+    Retained* oldest = nullptr;
+    for (auto& [pid, r] : retained_)
+      if (r.ring && (!oldest || r.ring_expires < oldest->ring_expires)) oldest = &r;
+    if (!oldest) return false;
+    oldest->ring.reset();
+  }
+  return true;
+}
+// --- end output retention ---
 
 void ProcessTable::prune() {
   auto now = std::chrono::steady_clock::now();
   std::erase_if(retained_, [&](const auto& kv) { return kv.second.expires <= now; });
+  for (auto& [pid, r] : retained_)
+    if (r.ring && r.ring_expires <= now) r.ring.reset();  // output retention (issue 13)
 }
 
 ProcessTable::Found ProcessTable::by_pid(pid_t pid) {

@@ -21,6 +21,7 @@
 #include "process.pb.h"
 #include "process/exit_status.h"
 #include "process/output_fanout.h"
+#include "process/output_ring.h"
 #include "process/spawn.h"
 
 namespace envd::process {
@@ -42,6 +43,8 @@ class Process : public std::enable_shared_from_this<Process> {
     std::optional<std::chrono::steady_clock::time_point> deadline;
     std::string start_error_prefix;  // "error starting process '<cmd args>'"
     std::string cwd;
+    // Opt-in output retention (issue 13): every byte read is also kept here. Null: off.
+    std::shared_ptr<OutputRing> ring;
   };
 
   // Takes ownership of every fd in `child` (and of `pty_master`, -1 if none).
@@ -61,6 +64,7 @@ class Process : public std::enable_shared_from_this<Process> {
   const std::optional<std::string>& start_error() const { return start_error_; }
 
   OutputFanout& fanout() { return fanout_; }
+  const std::shared_ptr<OutputRing>& ring() const { return opts_.ring; }
   // Set once every output that counts has been published; the fan-out is then closed.
   const std::optional<ExitInfo>& end() const { return end_; }
   bool leader_reaped() const { return reaped_; }
@@ -84,6 +88,7 @@ class Process : public std::enable_shared_from_this<Process> {
     bool in_publish = false;
     bool drain_pending = false;       // after the leader is reaped: deliver what was in the pipe
     std::size_t drain_remaining = 0;  // bytes that were in the pipe when the leader was reaped
+    std::uint64_t written = 0;        // bytes read so far: the next chunk's offset
   };
   struct StdinWrite {
     explicit StdinWrite(const asio::any_io_executor& ex) : done(ex) {}
@@ -147,7 +152,26 @@ class ProcessTable {
     std::optional<std::string> tag;
     ExitInfo end;
     std::chrono::steady_clock::time_point expires;
+    // --- output retention (issue 13) ---
+    bool had_ring = false;               // started with output_retention_bytes
+    StreamOffsets written{};             // bytes each stream wrote (lost counts once the ring is gone)
+    std::shared_ptr<OutputRing> ring{};  // until ring_expires, or evicted by the bounds
+    std::chrono::steady_clock::time_point ring_expires{};
+    // --- end output retention ---
   };
+  // --- output retention (issue 13) ---
+  struct OutputRetention {
+    std::chrono::milliseconds keep{30'000};  // an ended process's ring is kept this long
+    std::size_t max_ended = 16;              // ended processes whose ring is kept
+  };
+  void set_output_retention(OutputRetention r, std::shared_ptr<RetentionBudget> budget) {
+    output_retention_ = r;
+    budget_ = std::move(budget);
+  }
+  // Drops the rings of ended processes, oldest first, until `bytes` more fit in the budget.
+  // False when they still do not (live rings hold the rest).
+  bool make_room(std::size_t bytes);
+  // --- end output retention ---
   using Found = std::variant<std::monostate, std::shared_ptr<Process>, Retained>;
 
   explicit ProcessTable(std::chrono::milliseconds retention) : retention_(retention) {}
@@ -165,7 +189,10 @@ class ProcessTable {
 
  private:
   void prune();
+  void bound_ended_rings();
   std::chrono::milliseconds retention_;
+  OutputRetention output_retention_;
+  std::shared_ptr<RetentionBudget> budget_;
   std::map<pid_t, std::shared_ptr<Process>> live_;
   std::map<pid_t, Retained> retained_;
 };

@@ -43,6 +43,10 @@ class ProcessService {
     limits_.fanout.queue_bytes = cfg.subscriber_queue_bytes;
     limits_.fanout.stall_timeout = cfg.subscriber_stall;
     limits_.stdin_queue_bytes = cfg.stdin_queue_bytes;
+    // --- output retention (issue 13 part 1) ---
+    retention_budget_->total = cfg.output_retention_total_bytes;
+    table_.set_output_retention({cfg.output_retention, cfg.output_retention_max_ended}, retention_budget_);
+    // --- end output retention ---
     if (const char* path = std::getenv("PATH"); path && *path) envd_path_ = path;
   }
 
@@ -77,6 +81,23 @@ class ProcessService {
     }
     if (!S_ISDIR(st.st_mode))
       return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
+
+    // --- output retention (issue 13 part 1): reserved before the fork, so a refusal starts nothing.
+    std::shared_ptr<OutputRing> ring;
+    if (req.has_output_retention_bytes() && req.output_retention_bytes() > 0) {
+      std::size_t want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(req.output_retention_bytes(), cfg_.output_retention_max_bytes));
+      want = std::max(want, OutputRing::kMinCapacity);
+      if (!table_.make_room(want)) {
+        return fail(status, rpc::error(Code::resource_exhausted,
+                                       "output retention: " + std::to_string(want) + " bytes asked, " +
+                                           std::to_string(retention_budget_->used) + " of " +
+                                           std::to_string(retention_budget_->total) +
+                                           " in use by running processes (--output-retention-total-bytes)"));
+      }
+      ring = std::make_shared<OutputRing>(want, retention_budget_);
+    }
+    // --- end output retention ---
 
     SpawnRequest sr;
     sr.cmd = cfg.cmd();
@@ -118,6 +139,7 @@ class ProcessService {
     if (ctx.timeout && ctx.timeout->count() > 0 && ctx.deadline) opts.deadline = ctx.deadline;
     opts.start_error_prefix = prefix;
     opts.cwd = cwd;
+    opts.ring = std::move(ring);  // output retention (issue 13 part 1)
     return Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
   }
 
@@ -153,13 +175,14 @@ class ProcessService {
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, true);
+    co_return co_await stream_events(*p, *sub, out, ka, true, p->ring() != nullptr);
   }
 
   asio::awaitable<rpc::Status> connect(rpc::CallContext& ctx, const pb::ConnectRequest& req,
                                        rpc::Writer<pb::ConnectResponse>& out) {
     ProcessTable::Found found;
     if (auto st = select(req.process(), found); !st.ok()) co_return st;
+    if (req.has_replay_from()) co_return co_await connect_replay(ctx, req, std::move(found), out);
     rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     pb::ConnectResponse msg;
     if (auto* r = std::get_if<ProcessTable::Retained>(&found)) {
@@ -175,8 +198,103 @@ class ProcessService {
     Subscription sub(p->fanout(), p->fanout().subscribe());
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, false);
+    co_return co_await stream_events(*p, *sub, out, ka, false, false);
   }
+
+  // --- output retention (issue 13 part 1) ---
+  // Connect with replay_from: start, output_lost if some asked-for bytes are gone, the retained
+  // bytes after replay_from, then live output (offsets on every DataEvent) and the end. The ring
+  // snapshot and the subscription are taken with no suspension between them, and the pipe reader
+  // appends to the ring and offers to the fan-out in one step: what is not in the snapshot is in
+  // the queue, once.
+  asio::awaitable<rpc::Status> connect_replay(rpc::CallContext& ctx, const pb::ConnectRequest& req,
+                                              ProcessTable::Found found, rpc::Writer<pb::ConnectResponse>& out) {
+    const auto& rf = req.replay_from();
+    const StreamOffsets from{rf.stdout(), rf.stderr(), rf.pty()};
+    pb::ConnectResponse msg;
+    if (auto* r = std::get_if<ProcessTable::Retained>(&found)) {
+      ProcessTable::Retained retained = std::move(*r);  // holds the ring while we send
+      if (!retained.had_ring) co_return no_retention(retained.pid);
+      if (auto st = check_replay_from(from, retained.written); !st.ok()) co_return st;
+      ReplayState rs;
+      if (retained.ring) {
+        rs.replay.emplace(retained.ring->replay(from));
+        rs.lost_pending = rs.replay->any_lost();
+      } else {
+        // The ring is gone (retention window or bounds): everything after replay_from is lost.
+        rs.lost = {retained.written[0] - from[0], retained.written[1] - from[1], retained.written[2] - from[2]};
+        rs.lost_pending = rs.lost[0] || rs.lost[1] || rs.lost[2];
+      }
+      msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(retained.pid));
+      if (!co_await out.send(msg)) co_return rpc::client_gone();
+      while (rs.next(msg))
+        if (!co_await out.send(msg)) co_return rpc::client_gone();
+      fill_end(msg, retained.end);
+      if (!co_await out.send(msg)) co_return rpc::client_gone();
+      co_return rpc::Status{};
+    }
+    auto p = std::get<std::shared_ptr<Process>>(found);
+    if (!p->ring()) co_return no_retention(p->pid());
+    if (auto st = check_replay_from(from, p->ring()->written()); !st.ok()) co_return st;
+    Subscription sub(p->fanout(), p->fanout().subscribe());
+    auto rs = std::make_unique<ReplayState>();
+    rs->replay.emplace(p->ring()->replay(from));
+    rs->lost_pending = rs->replay->any_lost();
+    rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
+    msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
+    if (!co_await out.send(msg)) co_return rpc::client_gone();
+    OutputSource<pb::ConnectResponse> src{*p, *sub, false, cfg_.subscriber_stall, true, std::move(rs)};
+    co_return co_await rpc::run_stream(out, src, sub->ready, ka);
+  }
+
+  static rpc::Status no_retention(pid_t pid) {
+    return rpc::error(Code::failed_precondition, "process with pid " + std::to_string(pid) +
+                                                     " was started without output_retention_bytes: there is "
+                                                     "no output to replay");
+  }
+
+  static rpc::Status check_replay_from(const StreamOffsets& from, const StreamOffsets& written) {
+    static constexpr const char* kNames[] = {"stdout", "stderr", "pty"};
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (from[i] > written[i])
+        return rpc::error(Code::out_of_range, std::string("replay_from.") + kNames[i] + " is " +
+                                                  std::to_string(from[i]) + " but the process has written " +
+                                                  std::to_string(written[i]) + " bytes there");
+    }
+    return {};
+  }
+
+  // The replayed part of a stream: the lost counts once, then runs of retained bytes.
+  struct ReplayState {
+    std::optional<OutputRing::Replay> replay;
+    StreamOffsets lost{};
+    bool lost_pending = false;
+    std::string scratch;
+
+    template <class Resp>
+    bool next(Resp& msg) {
+      if (lost_pending) {
+        lost_pending = false;
+        const StreamOffsets& l = replay ? replay->lost() : lost;
+        auto* e = msg.mutable_event()->mutable_output_lost();
+        e->set_stdout(l[0]);
+        e->set_stderr(l[1]);
+        e->set_pty(l[2]);
+        return true;
+      }
+      OutputStream s{};
+      std::uint64_t offset = 0;
+      if (!replay || !replay->next(s, offset, scratch, Chunk::kCapacity)) return false;
+      auto* data = msg.mutable_event()->mutable_data();
+      std::string* dst = s == OutputStream::stdout_stream   ? data->mutable_stdout()
+                         : s == OutputStream::stderr_stream ? data->mutable_stderr()
+                                                            : data->mutable_pty();
+      dst->swap(scratch);  // the message's old buffer becomes the next scratch
+      data->set_offset(offset);
+      return true;
+    }
+  };
+  // --- end output retention ---
 
   asio::awaitable<rpc::Status> list(rpc::CallContext&, const pb::ListRequest&, pb::ListResponse& resp) {
     for (const auto& p : table_.live()) {
@@ -339,8 +457,14 @@ class ProcessService {
     Subscriber& sub;
     bool is_start;
     std::chrono::milliseconds stall;
+    bool offsets = false;                 // output retention: DataEvent.offset on this stream
+    std::unique_ptr<ReplayState> replay;  // output retention: sent before live output
 
     asio::awaitable<rpc::Pull> pull(Resp& msg) {
+      if (replay) {
+        if (replay->next(msg)) co_return rpc::Pull::message();
+        replay.reset();
+      }
       if (sub.dropped()) {
         co_return rpc::Pull::end(rpc::error(Code::aborted, "stream dropped: it did not take output for " +
                                                                std::to_string(stall.count()) +
@@ -353,6 +477,7 @@ class ProcessService {
           case OutputStream::stderr_stream: data->set_stderr(c->data(), c->size); break;
           case OutputStream::pty_stream: data->set_pty(c->data(), c->size); break;
         }
+        if (offsets) data->set_offset(c->offset);
         co_return rpc::Pull::message();
       }
       if (p.fanout().closed() && p.end()) {
@@ -369,8 +494,8 @@ class ProcessService {
 
   template <class Resp>
   asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
-                                             rpc::KeepaliveTimer& ka, bool is_start) {
-    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall};
+                                             rpc::KeepaliveTimer& ka, bool is_start, bool offsets) {
+    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall, offsets, nullptr};
     co_return co_await rpc::run_stream(out, src, sub.ready, ka);
   }
 
@@ -380,6 +505,7 @@ class ProcessService {
   SpawnGate gate_;
   ProcessTable table_;
   ProcessLimits limits_;
+  std::shared_ptr<RetentionBudget> retention_budget_ = std::make_shared<RetentionBudget>();  // issue 13
   std::string envd_path_ = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 };
 

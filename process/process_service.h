@@ -17,6 +17,12 @@ struct ServiceConfig {
   std::size_t stdin_queue_bytes = 4u << 20;
   bool cgroups = true;
   std::string cgroup_root = "/sys/fs/cgroup";
+  // --- output retention (issue 13 part 1) ---
+  std::size_t output_retention_max_bytes = 16u << 20;    // per process: StartRequest's size is capped here
+  std::size_t output_retention_total_bytes = 64u << 20;  // all rings together; beyond: resource_exhausted
+  std::chrono::milliseconds output_retention{30'000};    // an ended process's ring is kept this long
+  std::size_t output_retention_max_ended = 16;           // ended processes whose ring is kept
+  // --- end output retention ---
 };
 
 // Registers process.Process (contract §4). `state` (default user/workdir, global env) must
