@@ -146,7 +146,8 @@ void Process::pump_output(const std::shared_ptr<Process>& self, OutputReader* r)
       r->written += c->size;
       // Into the ring before the fan-out: a Connect that subscribes now finds every byte up to
       // here in the ring and every later one in its queue (issue 13, no gap, no duplicate).
-      if (self->opts_.ring) self->opts_.ring->append(r->stream, c->data(), c->size);
+      // After the end the fan-out discards what background children still write; so does the ring.
+      if (self->opts_.ring && !self->end_) self->opts_.ring->append(r->stream, c->data(), c->size);
       if (r->drain_pending) r->drain_remaining -= std::min(r->drain_remaining, c->size);
       r->in_publish = true;
       bool go_on = self->fanout_.offer(std::move(c), r->room, [self, r] {
@@ -234,6 +235,9 @@ void Process::maybe_end() {
   close_input();
   fanout_.close();
   table_.finished(*this);
+  // The table keeps the ring if it is to be replayable; a background child holding the pipes must
+  // not keep it (and its share of the retention budget) alive.
+  opts_.ring.reset();
 }
 
 void Process::close_input() {

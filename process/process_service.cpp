@@ -162,6 +162,7 @@ class ProcessService {
     rpc::Status status;
     auto p = co_await gated_spawn(ctx, req, status);
     if (!p) co_return status;
+    const bool offsets = p->ring() != nullptr;  // output retention asked: DataEvent offsets (issue 13)
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
     p->begin();
@@ -175,7 +176,7 @@ class ProcessService {
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, true, p->ring() != nullptr);
+    co_return co_await stream_events(*p, *sub, out, ka, true, offsets);
   }
 
   asio::awaitable<rpc::Status> connect(rpc::CallContext& ctx, const pb::ConnectRequest& req,
