@@ -199,6 +199,30 @@ describe("replay_from", () => {
     assert.equal(got.at(-1).case, "end");
   });
 
+  it("offsets only on streams that asked: a plain Connect to a retaining process has none", async () => {
+    const client = clientFor(envd, "2");
+    const starting = client.start({
+      process: { cmd: "sh", args: ["-c", "echo early; read x; echo late"] }, outputRetentionBytes: 4096n, stdin: true,
+    })[Symbol.asyncIterator]();
+    const pid = (await starting.next()).value.event.event.value.pid;
+    const first = (await starting.next()).value.event.event;
+    assert.equal(first.value.offset, 0n);
+    // A plain Connect: its start event comes once it is subscribed, so "late" reaches it too.
+    const connecting = client.connect({ process: pidSel(pid) })[Symbol.asyncIterator]();
+    assert.equal((await connecting.next()).value.event.event.case, "start");
+    await client.sendInput({ process: pidSel(pid), input: { input: { case: "stdin", value: Buffer.from("go\n") } } });
+    const plain = [];
+    for (let r = await connecting.next(); !r.done; r = await connecting.next()) plain.push(r.value.event.event);
+    const rest = [];
+    for (let r = await starting.next(); !r.done; r = await starting.next()) rest.push(r.value.event.event);
+    const late = rest.find((e) => e.case === "data");
+    assert.equal(late.value.offset, 6n, "the Start stream that asked: offsets");
+    const plainData = plain.filter((x) => x.case === "data");
+    assert.equal(Buffer.from(plainData[0].value.output.value).toString(), "late\n");
+    for (const e of plainData) assert.equal(e.value.offset, undefined, "plain Connect: no offset");
+    assert.equal(plain.at(-1).case, "end");
+  });
+
   it("bad requests get clear errors; the budget is enforced and ended rings give way", async () => {
     const client = clientFor(small, "1.1", false);
     // No retention asked: nothing to replay.
