@@ -19,7 +19,8 @@ struct Run {
   ProcessTable table{std::chrono::milliseconds(200)};
   ProcessLimits limits;
 
-  std::shared_ptr<Process> start(std::vector<std::string> args, StdinMode stdin_mode = StdinMode::null) {
+  std::shared_ptr<Process> start(std::vector<std::string> args, StdinMode stdin_mode = StdinMode::null,
+                                 std::shared_ptr<OutputRing> ring = nullptr, std::string tag = "t") {
     SpawnRequest req;
     req.cmd = "/bin/sh";
     req.args = std::move(args);
@@ -34,7 +35,8 @@ struct Run {
     REQUIRE(child.ok());
     Process::Options opts;
     opts.config.set_cmd("/bin/sh");
-    opts.tag = "t";
+    opts.tag = std::move(tag);
+    opts.ring = std::move(ring);
     return Process::launch(io.get_executor(), table, child, -1, std::move(opts), limits);
   }
 
@@ -130,3 +132,55 @@ TEST_CASE("process: stdin writes arrive in order, CloseStdin after them") {
   CHECK(results[2].ok());
   CHECK(results[3].code == envd::rpc::Code::internal);  // pty input to a pipe process
 }
+
+// --- output retention (issue 13 part 1) ---
+TEST_CASE("process: output retention keeps the ring of an ended process, within its bounds") {
+  Run r;
+  auto budget = std::make_shared<RetentionBudget>();
+  budget->total = 3 * 200'000;
+  r.table.set_output_retention({std::chrono::milliseconds(60'000), 2}, budget);
+  std::vector<pid_t> pids;
+  for (int k = 0; k < 3; ++k) {
+    auto ring = std::make_shared<OutputRing>(200'000, budget);
+    auto p = r.start({"-c", "printf abc; printf de >&2; printf f"}, StdinMode::null, ring, "t" + std::to_string(k));
+    ring.reset();
+    r.io.restart();  // the previous process's work ran out and stopped the loop
+    CHECK(r.drain(p).size() == 6);
+    REQUIRE(p->end());
+    CHECK(p->ring() == nullptr);  // the table holds it now, not the process
+    pids.push_back(p->pid());
+  }
+  // At most two ended rings: the oldest gave way, but its byte counts remain (all counted as lost).
+  auto oldest = std::get<ProcessTable::Retained>(r.table.by_pid(pids[0]));
+  CHECK(oldest.had_ring);
+  CHECK(oldest.ring == nullptr);
+  CHECK(oldest.written == StreamOffsets{4, 2, 0});
+  auto newest = std::get<ProcessTable::Retained>(r.table.by_pid(pids[2]));
+  REQUIRE(newest.ring);
+  auto rp = newest.ring->replay({1, 0, 0});
+  CHECK(!rp.any_lost());
+  // Per stream: where its replay starts and what it holds (the interleaving is the read order).
+  std::string got[3], chunk;
+  std::uint64_t first[3] = {9, 9, 9};
+  OutputStream s{};
+  std::uint64_t off = 0;
+  while (rp.next(s, off, chunk, 1 << 20)) {
+    auto i = static_cast<std::size_t>(s);
+    if (got[i].empty()) first[i] = off;
+    got[i] += chunk;
+  }
+  CHECK(got[0] == "bcf");
+  CHECK(first[0] == 1);
+  CHECK(got[1] == "de");
+  CHECK(first[1] == 0);
+  CHECK(got[2].empty());
+  // Ended rings are charged what they hold (one 64 KiB block each), not their capacity; making room
+  // for a new one drops them oldest first.
+  CHECK(budget->used == 2 * 65536);
+  newest = {};
+  CHECK(r.table.make_room(3 * 200'000));
+  CHECK(budget->used == 0);
+  CHECK(std::get<ProcessTable::Retained>(r.table.by_pid(pids[2])).ring == nullptr);
+  CHECK(!r.table.make_room(3 * 200'000 + 1));
+}
+// --- end output retention ---
