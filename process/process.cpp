@@ -43,6 +43,7 @@ std::shared_ptr<Process> Process::launch(const asio::any_io_executor& ex, Proces
                                          int pty_master, Options opts, const ProcessLimits& limits) {
   std::shared_ptr<Process> p(new Process(ex, table, std::move(opts), limits));
   p->pid_ = child.pid;
+  p->retains_output_ = p->opts_.ring != nullptr;  // output retention (issue 13)
   p->pidfd_ = adopt(ex, child.pidfd);
   p->status_fd_ = adopt(ex, child.status_fd);
   auto add_reader = [&](int fd, OutputStream stream) {
@@ -231,12 +232,13 @@ void Process::maybe_end() {
   for (auto& rd : readers_)
     if (rd->drain_pending) return;
   end_ = describe_wait_status(wait_status_);
-  if (opts_.ring) opts_.ring->settle();
   close_input();
   fanout_.close();
   table_.finished(*this);
-  // The table keeps the ring if it is to be replayable; a background child holding the pipes must
-  // not keep it (and its share of the retention budget) alive.
+  // Output retention: no more output, so the budget is charged what the ring holds. The table keeps
+  // the ring if it is to be replayable; a background child holding the pipes must not keep it (and
+  // its share of the retention budget) alive.
+  if (opts_.ring) opts_.ring->settle();
   opts_.ring.reset();
 }
 

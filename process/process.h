@@ -39,12 +39,12 @@ class Process : public std::enable_shared_from_this<Process> {
     ::process::ProcessConfig config;  // as requested (List shows it)
     std::optional<std::string> tag;
     bool pty = false;
+    // Opt-in output retention (issue 13): every byte read is also kept here. Null: off.
+    std::shared_ptr<OutputRing> ring;
     // Start's Connect-Timeout-Ms: the process lifetime (SIGKILL to the group on expiry).
     std::optional<std::chrono::steady_clock::time_point> deadline;
     std::string start_error_prefix;  // "error starting process '<cmd args>'"
     std::string cwd;
-    // Opt-in output retention (issue 13): every byte read is also kept here. Null: off.
-    std::shared_ptr<OutputRing> ring;
   };
 
   // Takes ownership of every fd in `child` (and of `pty_master`, -1 if none).
@@ -64,7 +64,10 @@ class Process : public std::enable_shared_from_this<Process> {
   const std::optional<std::string>& start_error() const { return start_error_; }
 
   OutputFanout& fanout() { return fanout_; }
+  // Output retention (issue 13): the ring while the process runs (the table keeps it after the end);
+  // retains_output() stays true after.
   const std::shared_ptr<OutputRing>& ring() const { return opts_.ring; }
+  bool retains_output() const { return retains_output_; }
   // Set once every output that counts has been published; the fan-out is then closed.
   const std::optional<ExitInfo>& end() const { return end_; }
   bool leader_reaped() const { return reaped_; }
@@ -141,6 +144,7 @@ class Process : public std::enable_shared_from_this<Process> {
   bool reaped_ = false;
   bool timed_out_ = false;
   int wait_status_ = 0;
+  bool retains_output_ = false;  // output retention (issue 13)
 };
 
 // Live processes by pid, plus the end of each process that ended in the last `retention`

@@ -82,6 +82,13 @@ class ProcessService {
     if (!S_ISDIR(st.st_mode))
       return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
 
+    SpawnRequest sr;
+    sr.cmd = cfg.cmd();
+    sr.args.assign(cfg.args().begin(), cfg.args().end());
+    sr.env = build_env(user, cfg);
+    if (std::any_of(sr.env.begin(), sr.env.end(), [](const std::string& kv) { return has_nul(kv); })) {
+      return fail(status, rpc::error(Code::invalid_argument, prefix + ": exec: environment variable contains NUL"));
+    }
     // --- output retention (issue 13 part 1): reserved before the fork, so a refusal starts nothing.
     std::shared_ptr<OutputRing> ring;
     if (req.has_output_retention_bytes() && req.output_retention_bytes() > 0) {
@@ -98,14 +105,6 @@ class ProcessService {
       ring = std::make_shared<OutputRing>(want, retention_budget_);
     }
     // --- end output retention ---
-
-    SpawnRequest sr;
-    sr.cmd = cfg.cmd();
-    sr.args.assign(cfg.args().begin(), cfg.args().end());
-    sr.env = build_env(user, cfg);
-    if (std::any_of(sr.env.begin(), sr.env.end(), [](const std::string& kv) { return has_nul(kv); })) {
-      return fail(status, rpc::error(Code::invalid_argument, prefix + ": exec: environment variable contains NUL"));
-    }
     sr.cwd = cwd;
     sr.uid = user.uid;
     sr.gid = user.gid;
@@ -135,11 +134,11 @@ class ProcessService {
     opts.config = cfg;
     if (req.has_tag()) opts.tag = req.tag();
     opts.pty = is_pty;
+    opts.ring = std::move(ring);  // output retention (issue 13 part 1)
     // Connect-Timeout-Ms on Start bounds the process lifetime (§4.2); 0 or absent: no limit.
     if (ctx.timeout && ctx.timeout->count() > 0 && ctx.deadline) opts.deadline = ctx.deadline;
     opts.start_error_prefix = prefix;
     opts.cwd = cwd;
-    opts.ring = std::move(ring);  // output retention (issue 13 part 1)
     return Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
   }
 
@@ -162,7 +161,6 @@ class ProcessService {
     rpc::Status status;
     auto p = co_await gated_spawn(ctx, req, status);
     if (!p) co_return status;
-    const bool offsets = p->ring() != nullptr;  // output retention asked: DataEvent offsets (issue 13)
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
     p->begin();
@@ -176,7 +174,7 @@ class ProcessService {
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, true, offsets);
+    co_return co_await stream_events(*p, *sub, out, ka, true);
   }
 
   asio::awaitable<rpc::Status> connect(rpc::CallContext& ctx, const pb::ConnectRequest& req,
@@ -199,7 +197,7 @@ class ProcessService {
     Subscription sub(p->fanout(), p->fanout().subscribe());
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, false, false);
+    co_return co_await stream_events(*p, *sub, out, ka, false);
   }
 
   // --- output retention (issue 13 part 1) ---
@@ -244,7 +242,12 @@ class ProcessService {
     rpc::KeepaliveTimer ka(ctx.executor(), ctx.keepalive_interval);
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::client_gone();
-    OutputSource<pb::ConnectResponse> src{*p, *sub, false, cfg_.subscriber_stall, true, std::move(rs)};
+    OutputSource<pb::ConnectResponse> src{.p = *p,
+                                          .sub = *sub,
+                                          .is_start = false,
+                                          .stall = cfg_.subscriber_stall,
+                                          .offsets = true,
+                                          .replay = std::move(rs)};
     co_return co_await rpc::run_stream(out, src, sub->ready, ka);
   }
 
@@ -458,8 +461,6 @@ class ProcessService {
     Subscriber& sub;
     bool is_start;
     std::chrono::milliseconds stall;
-    bool offsets = false;                 // output retention: DataEvent.offset on this stream
-    std::unique_ptr<ReplayState> replay;  // output retention: sent before live output
 
     asio::awaitable<rpc::Pull> pull(Resp& msg) {
       if (replay) {
@@ -478,7 +479,7 @@ class ProcessService {
           case OutputStream::stderr_stream: data->set_stderr(c->data(), c->size); break;
           case OutputStream::pty_stream: data->set_pty(c->data(), c->size); break;
         }
-        if (offsets) data->set_offset(c->offset);
+        if (offsets || (is_start && p.retains_output())) data->set_offset(c->offset);  // output retention
         co_return rpc::Pull::message();
       }
       if (p.fanout().closed() && p.end()) {
@@ -491,12 +492,17 @@ class ProcessService {
       co_return rpc::Pull::idle();
     }
     void keepalive(Resp& msg) { msg.mutable_event()->mutable_keepalive(); }
+
+    // --- output retention (issue 13 part 1) ---
+    bool offsets = false;                   // DataEvent.offset on this stream (a Start that asked: always)
+    std::unique_ptr<ReplayState> replay{};  // sent before live output (Connect replay_from)
+    // --- end output retention ---
   };
 
   template <class Resp>
   asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
-                                             rpc::KeepaliveTimer& ka, bool is_start, bool offsets) {
-    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall, offsets, nullptr};
+                                             rpc::KeepaliveTimer& ka, bool is_start) {
+    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall};
     co_return co_await rpc::run_stream(out, src, sub.ready, ka);
   }
 
