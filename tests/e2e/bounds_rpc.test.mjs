@@ -89,7 +89,7 @@ describe("POST /init with hostile JSON (item 3)", () => {
         path: "/init", headers: { "content-type": "application/json", "x-access-token": "wrong" }, body: flat, timeoutMs: SLOW_MS + 25000,
       });
       assert.equal(r.status, 401);
-      assert.equal(r.body.toString(), "access token reset not authorized\n");
+      assert.equal(r.body.toString(), "access token reset not authorized");
       const grew = peakRss(envd.pid) - before;
       assert.ok(grew < RSS_BOUND, `peak RSS grew by ${(grew / MiB).toFixed(1)} MiB`);
       // Field names stay case-insensitive and type errors still come before the token check.
