@@ -271,9 +271,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         co_return;
       }
       case Protocol::connect_stream: {
-        if (!co_await ensure_head()) co_return;
-        if (!co_await ex_.write_body(encode_envelope(kFlagConnectEndStream, connect_end_stream(st)))) co_return;
-        co_await ex_.finish();
+        co_await end_with(encode_envelope(kFlagConnectEndStream, connect_end_stream(st)));
         co_return;
       }
       case Protocol::grpc:
@@ -290,15 +288,13 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
           if (co_await ex_.write_head(std::move(head))) co_await ex_.finish();
           co_return;
         }
-        if (!co_await ensure_head()) co_return;
         if (wire_.protocol == Protocol::grpc) {
-          co_await ex_.finish(std::move(trailers));
+          if (co_await ensure_head()) co_await ex_.finish(std::move(trailers));
           co_return;
         }
         std::string t;
         for (const auto& [n, v] : trailers) t += n + ": " + v + "\r\n";
-        if (!co_await write_frame(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
-        co_await ex_.finish();
+        co_await end_with(encode_envelope(kFlagGrpcWebTrailers, t));
         co_return;
       }
     }
@@ -387,6 +383,21 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
     Status st = decode_message(wire_.codec, body, out);
     if (!st.ok()) co_return fail(std::move(st));
     co_return ReadResult::message;
+  }
+
+  // The last frame of a stream, then the end. When no message went out yet, head and frame are
+  // one response (one write on HTTP/1.1: a client whose deadline falls between two writes would
+  // see a head and no end frame).
+  asio::awaitable<void> end_with(std::string frame) {
+    if (wire_.base64) frame = base64_encode(frame);
+    if (!ex_.head_sent()) {
+      // A named local, not a temporary inside the co_await (g++ 12 miscompiles that: SIGILL).
+      http::Headers headers = std::move(response_head().headers);
+      co_await ex_.respond(200, std::move(headers), std::move(frame));
+      co_return;
+    }
+    if (!co_await ex_.write_body(std::move(frame))) co_return;
+    co_await ex_.finish();
   }
 
   asio::awaitable<bool> ensure_head() {
