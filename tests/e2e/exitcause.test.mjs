@@ -172,6 +172,24 @@ describe("exit cause: no controller needed", () => {
   });
 });
 
+describe("cgroup layout", () => {
+  it("ordinary commands run in the leaf user/default (on this machine's cgroup2)", async (t) => {
+    const mount = cgroup2Mount();
+    if (!mount) return t.skip("no cgroup2 mount in /proc/self/mountinfo");
+    const line = async (req) => {
+      let out = "";
+      for await (const res of client.start(req)) {
+        const ev = res.event?.event;
+        if (ev?.case === "data") out += Buffer.from(ev.value.output.value).toString();
+      }
+      return out.split(/\r?\n/).find((l) => l.startsWith("0::"));
+    };
+    assert.match(await line({ process: { cmd: "cat", args: ["/proc/self/cgroup"] } }), /^0::.*\/user\/default$/);
+    assert.match(await line({ process: { cmd: "cat", args: ["/proc/self/cgroup"] }, pty: { size: { cols: 80, rows: 24 } } }), /^0::.*\/ptys$/);
+    assert.doesNotMatch(await line({ process: { cmd: "cat", args: ["/proc/self/cgroup"] }, tag: "_system" }), /\/user/);
+  });
+});
+
 describe("per-command limits", () => {
   const errOf = async (c, req) => (await collect(c.start(req))).error;
 
