@@ -214,25 +214,34 @@ void CgroupManager::delegate_controllers() {
   }
   offered_text_ = trimmed(read_file(user + "/cgroup.controllers").value_or(""));
   offered_ = tokens(offered_text_);
-  for (auto c : kWanted) {
-    std::string name(c);
-    if (!offered_.count(name)) continue;
-    int err = 0;
-    write(user, "cgroup.subtree_control", "+" + name, &err);
-    if (err != 0) why_not_[name] = std::strerror(err);
-  }
   delegated_ = tokens(read_file(user + "/cgroup.subtree_control").value_or(""));
+  for (auto c : kWanted) {
+    if (offered_.count(std::string(c))) enable_on_user(std::string(c));
+  }
   std::string list;
   for (const auto& c : delegated_) list += (list.empty() ? "" : " ") + c;
   log::info("cgroups", "per-command limits: " + (list.empty() ? std::string("none") : list) + " enabled on " + user +
                            " (offered: " + (offered_text_.empty() ? std::string("none") : offered_text_) + ")");
 }
 
-std::string CgroupManager::limits_unavailable(const CommandLimits& limits) const {
+void CgroupManager::enable_on_user(const std::string& controller) {
+  const std::string user = root_ + "/user";
+  int err = 0;
+  write(user, "cgroup.subtree_control", "+" + controller, &err);
+  if (err != 0) {
+    why_not_[controller] = std::strerror(err);
+  } else {
+    why_not_.erase(controller);
+  }
+  delegated_ = tokens(read_file(user + "/cgroup.subtree_control").value_or(""));
+}
+
+std::string CgroupManager::limits_unavailable(const CommandLimits& limits) {
   if (root_.empty()) return "per-command limits need cgroup v2: " + disabled_reason_;
   if (user_fd_ < 0) return "per-command limits need cgroup v2: " + root_ + "/user could not be created";
   std::string missing;
   for (const auto& c : limits.controllers()) {
+    if (!delegated_.count(c) && offered_.count(c)) enable_on_user(c);
     if (delegated_.count(c)) continue;
     std::string why;
     if (!offered_.count(c)) {

@@ -70,7 +70,9 @@ class CgroupManager {
   const std::set<std::string>& delegated() const { return delegated_; }
   // "" when `limits` can be applied here, else why not (failed_precondition text naming what is
   // missing).
-  std::string limits_unavailable(const CommandLimits& limits) const;
+  // A controller `user` is offered but that could not be enabled at start-up (processes still in
+  // `user` from an older layout: EBUSY) is tried again here.
+  std::string limits_unavailable(const CommandLimits& limits);
   // Creates user/cmd-<n> and writes the limits. On failure: nullopt and `error` says why (the
   // group is removed again).
   std::optional<CommandGroup> create_group(const CommandLimits& limits, std::string& error);
@@ -85,6 +87,7 @@ class CgroupManager {
   void write(const std::string& dir, const std::string& name, const std::string& value, int* err = nullptr) const;
   int make_group(const std::string& name, int cpu_weight, const std::string& io_weight, std::uint64_t mem_limit);
   void delegate_controllers();
+  void enable_on_user(const std::string& controller);
 
   std::string root_;
   std::string disabled_reason_;  // why there is no root (when root_ is empty)

@@ -191,6 +191,13 @@ TEST_CASE("cgroups: limits are refused naming what is missing") {
         "per-command limits need the cgroup v2 controller(s) they set; missing: pids "
         "enabling it in " +
             u.root.string() + "/user/cgroup.subtree_control failed: Is a directory");
+  // What blocked it went away (an older layout's processes left `user`): the next limited Start
+  // enables it.
+  fs::remove(u.root / "user/cgroup.subtree_control");
+  u.put("user/cgroup.subtree_control", "");
+  CHECK(m2.limits_unavailable(pids) == "");
+  CHECK(m2.delegated() == std::set<std::string>{"pids"});
+  CHECK(u.get("user/cgroup.subtree_control") == "+pids\n");
 
   CgroupManager off(CgroupConfig{false, "/sys/fs/cgroup"});
   CHECK(off.limits_unavailable(mem) == "per-command limits need cgroup v2: cgroups are disabled (-no-cgroups)");
