@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { execSync } from "node:child_process";
 import { createClient, ConnectError, Code } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { startEnvd, service, messageSchema, envelope, parseEnvelopes, h1Request } from "./lib/envd.mjs";
+import { startEnvd, service, messageSchema, envelope, parseEnvelopes, h1Request, waitFor } from "./lib/envd.mjs";
 
 let envd, plain, Process, client;
 let Kind, Sender;
@@ -210,6 +210,21 @@ describe("per-command limits", () => {
     assert.equal(e.rawMessage, "limits.cpu_weight must be in 1..10000, got 0");
     const sys = await errOf(client, { process: sh("exit 0"), tag: "_system", limits: { maxProcesses: 4 } });
     assert.equal(sys?.code, Code.InvalidArgument);
+  });
+
+  it("refusals leave no fd behind", async () => {
+    const c = createClient(Process, createConnectTransport({ baseUrl: plain.baseUrl, httpVersion: "1.1" }));
+    const refuse = async () => {
+      for (let i = 0; i < 20; i++) {
+        assert.equal((await errOf(c, { process: sh("exit 0"), limits: { maxProcesses: 8 } }))?.code, Code.FailedPrecondition);
+        assert.equal((await errOf(c, { process: sh("exit 0"), limits: { memoryBytes: 1n } }))?.code, Code.InvalidArgument);
+      }
+    };
+    await refuse(); // warm-up: connections and pools settle
+    const before = plain.openFds();
+    await refuse();
+    // Keep-alive connections come and go with the client's pool: wait for them, not for a leak.
+    await waitFor(() => plain.openFds() <= before, { timeoutMs: 3000, what: `envd's fds back to ${before} (now ${plain.openFds()})` });
   });
 
   it("name the controller that is missing on this machine's cgroup2 (or run where it is there)", async (t) => {
