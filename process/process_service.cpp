@@ -186,6 +186,7 @@ class ProcessService {
     if (!p) co_return status;
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    sub->end_cause = req.exit_cause();  // issue 13.2 opt-in
     p->begin();
     co_await p->wait_started();
     if (p->start_error()) co_return rpc::error(Code::invalid_argument, *p->start_error());
@@ -197,7 +198,7 @@ class ProcessService {
     pb::StartResponse msg;
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, true, req.exit_cause());
+    co_return co_await stream_events(*p, *sub, out, ka, true);
   }
 
   asio::awaitable<rpc::Status> connect(rpc::CallContext& ctx, const pb::ConnectRequest& req,
@@ -217,9 +218,10 @@ class ProcessService {
     }
     auto p = std::get<std::shared_ptr<Process>>(found);
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    sub->end_cause = req.exit_cause();  // issue 13.2 opt-in
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-    co_return co_await stream_events(*p, *sub, out, ka, false, req.exit_cause());
+    co_return co_await stream_events(*p, *sub, out, ka, false);
   }
 
   asio::awaitable<rpc::Status> list(rpc::CallContext&, const pb::ListRequest&, pb::ListResponse& resp) {
@@ -398,7 +400,6 @@ class ProcessService {
     Subscriber& sub;
     bool is_start;
     std::chrono::milliseconds stall;
-    bool with_cause = false;  // issue 13.2 opt-in
 
     asio::awaitable<rpc::Pull> pull(Resp& msg) {
       if (sub.dropped()) {
@@ -416,7 +417,7 @@ class ProcessService {
         co_return rpc::Pull::message();
       }
       if (p.fanout().closed() && p.end()) {
-        fill_end(msg, *p.end(), with_cause);
+        fill_end(msg, *p.end(), sub.end_cause);
         // The Start deadline killed it: the stream ends as the RPC deadline says (§4.2).
         if (is_start && p.timed_out())
           co_return rpc::Pull::last(rpc::error(Code::deadline_exceeded, "context deadline exceeded"));
@@ -429,8 +430,8 @@ class ProcessService {
 
   template <class Resp>
   asio::awaitable<rpc::Status> stream_events(Process& p, Subscriber& sub, rpc::Writer<Resp>& out,
-                                             rpc::KeepaliveTimer& ka, bool is_start, bool with_cause = false) {
-    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall, with_cause};
+                                             rpc::KeepaliveTimer& ka, bool is_start) {
+    OutputSource<Resp> src{p, sub, is_start, cfg_.subscriber_stall};
     co_return co_await rpc::run_stream(out, src, sub.ready, ka);
   }
 
