@@ -357,10 +357,14 @@ asio::awaitable<void> Process::feed_stdin(std::shared_ptr<Process> self) {
 rpc::Status Process::send_signal(int sig) {
   // Contract §4.8 delivers to the leader only; we signal the whole process group ("kill means
   // gone"): a PTY's session leader leads its own group too.
-  if (sig > 0 && sig < 64 && !end_) sent_signals_ |= std::uint64_t{1} << sig;
-  if (::kill(-pid_, sig) == 0) return rpc::Status{};
+  // Delivered signals are remembered for the exit cause (issue 13.2: sent_by SendSignal).
+  auto delivered = [&] {
+    if (sig > 0 && sig < 64 && !end_) sent_signals_ |= std::uint64_t{1} << sig;
+    return rpc::Status{};
+  };
+  if (::kill(-pid_, sig) == 0) return delivered();
   int e = errno;
-  if (e == ESRCH && ::kill(pid_, sig) == 0) return rpc::Status{};
+  if (e == ESRCH && ::kill(pid_, sig) == 0) return delivered();
   if (e == ESRCH && reaped_) return rpc::Status{};  // already gone; the end event is on its way
   return rpc::error(rpc::Code::internal, "error sending signal: " + errno_text(e));
 }
