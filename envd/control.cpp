@@ -85,9 +85,8 @@ asio::awaitable<void> handle_init(http::Exchange& ex, SandboxState& state, const
     std::string message(init_auth_message(auth));
     log::write(log::Level::warn, "init", "/init refused: " + message, {rid});
     http::Headers h = init_headers();
+    // As the reference writes it: the text alone (no newline, no nosniff: not http.Error).
     h.emplace_back("content-type", "text/plain; charset=utf-8");
-    h.emplace_back("x-content-type-options", "nosniff");
-    message += '\n';
     co_await ex.respond(401, std::move(h), std::move(message));
     co_return;
   }

@@ -174,6 +174,10 @@ boost::asio::awaitable<void> Router::run_rest(http::Exchange& ex, const Handler&
 
 Router::Route Router::decide(http::Exchange& ex) const {
   const auto& req = ex.request();
+  // Every answer but a preflight varies by Origin (rs/cors says so on all of them, with or without
+  // an Origin): a cache must not give an answer without CORS headers to a cross-origin caller.
+  if (!(req.method == "OPTIONS" && req.header("origin") && req.header("access-control-request-method")))
+    ex.extra_headers().emplace_back("vary", "Origin");
   if (req.header("origin")) {
     auto requested = req.header("access-control-request-method");
     if (req.method == "OPTIONS" && requested) {
@@ -192,7 +196,6 @@ Router::Route Router::decide(http::Exchange& ex) const {
       }
       return {std::move(reply), nullptr};
     }
-    ex.extra_headers().emplace_back("vary", "Origin");
     ex.extra_headers().emplace_back("access-control-allow-origin", "*");
     ex.extra_headers().emplace_back("access-control-expose-headers", kExposedHeaders);
   }

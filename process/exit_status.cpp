@@ -1,5 +1,6 @@
 #include "process/exit_status.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -47,6 +48,54 @@ std::string go_signal_name(int sig) {
   return "signal " + std::to_string(sig);
 }
 
+std::string signal_abbrev(int sig) {
+  static constexpr std::array<std::string_view, 32> kNames = {
+      "",          "SIGHUP",  "SIGINT",    "SIGQUIT", "SIGILL",   "SIGTRAP", "SIGABRT", "SIGBUS",
+      "SIGFPE",    "SIGKILL", "SIGUSR1",   "SIGSEGV", "SIGUSR2",  "SIGPIPE", "SIGALRM", "SIGTERM",
+      "SIGSTKFLT", "SIGCHLD", "SIGCONT",   "SIGSTOP", "SIGTSTP",  "SIGTTIN", "SIGTTOU", "SIGURG",
+      "SIGXCPU",   "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO",   "SIGPWR",  "SIGSYS",
+  };
+  if (sig > 0 && sig < static_cast<int>(kNames.size())) return std::string(kNames[sig]);
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+    return sig == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+  return "SIG" + std::to_string(sig);
+}
+
+ExitCause derive_exit_cause(int wstatus, const ExitContext& ctx) {
+  ExitCause c;
+  c.oom_kills = ctx.oom_kills;
+  c.pids_max_hits = ctx.pids_max_hits;
+  bool envd_sent = false;
+  if (WIFSIGNALED(wstatus)) {
+    c.kind = ExitCause::Kind::signaled;
+    c.exit_code = -1;
+    c.signal = WTERMSIG(wstatus);
+    c.core_dumped = WCOREDUMP(wstatus);
+    if (ctx.start_deadline && c.signal == SIGKILL) {
+      c.sent_by = ExitCause::Sender::start_deadline;
+    } else if (c.signal < 64 && (ctx.sent_signals >> c.signal) & 1u) {
+      c.sent_by = ExitCause::Sender::send_signal;
+    } else {
+      c.sent_by = ExitCause::Sender::other;
+    }
+    envd_sent = c.sent_by != ExitCause::Sender::other;
+  } else if (WIFEXITED(wstatus)) {
+    c.kind = ExitCause::Kind::exited;
+    c.exit_code = WEXITSTATUS(wstatus);
+  } else {
+    c.kind = ExitCause::Kind::exited;
+    c.exit_code = -1;
+  }
+  if (!envd_sent) {
+    if (ctx.oom_kills > 0) {
+      c.kind = ExitCause::Kind::oom_killed;
+    } else if (ctx.pids_max_hits > 0) {
+      c.kind = ExitCause::Kind::pids_limit;
+    }
+  }
+  return c;
+}
+
 ExitInfo describe_wait_status(int wstatus) {
   ExitInfo info;
   if (WIFEXITED(wstatus)) {
@@ -62,6 +111,7 @@ ExitInfo describe_wait_status(int wstatus) {
     info.status = "unknown wait status " + std::to_string(wstatus);
   }
   if (!(info.exited && info.exit_code == 0)) info.error = info.status;
+  info.cause = derive_exit_cause(wstatus, ExitContext{});
   return info;
 }
 

@@ -92,6 +92,8 @@ class Subscriber {
 
   // Set whenever a chunk arrives, the stream ends or the subscriber is dropped.
   Event ready;
+  // Issue 13.2: this stream asked for EndEvent.cause (read by the RPC handlers, not the fan-out).
+  bool end_cause = false;
 
  private:
   friend class OutputFanout;

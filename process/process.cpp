@@ -105,6 +105,7 @@ asio::awaitable<void> Process::run() {
     while (::waitpid(pid_, &ws, 0) < 0 && errno == EINTR) {
     }
     reaped_ = true;
+    if (!opts_.cgroup.empty()) CgroupManager::release_group(opts_.cgroup_releaser, opts_.cgroup);
     deadline_timer_.cancel();
     readers_.clear();
     input_.reset();
@@ -232,6 +233,16 @@ void Process::maybe_end() {
   for (auto& rd : readers_)
     if (rd->drain_pending) return;
   end_ = describe_wait_status(wait_status_);
+  ExitContext ctx;
+  ctx.sent_signals = sent_signals_;
+  ctx.start_deadline = timed_out_;
+  if (!opts_.cgroup.empty()) {
+    GroupEvents ev = read_group_events(opts_.cgroup);
+    ctx.oom_kills = ev.oom_kills;
+    ctx.pids_max_hits = ev.pids_max_hits;
+    CgroupManager::release_group(opts_.cgroup_releaser, opts_.cgroup);
+  }
+  end_->cause = derive_exit_cause(wait_status_, ctx);
   close_input();
   fanout_.close();
   table_.finished(*this);
@@ -358,9 +369,14 @@ asio::awaitable<void> Process::feed_stdin(std::shared_ptr<Process> self) {
 rpc::Status Process::send_signal(int sig) {
   // Contract §4.8 delivers to the leader only; we signal the whole process group ("kill means
   // gone"): a PTY's session leader leads its own group too.
-  if (::kill(-pid_, sig) == 0) return rpc::Status{};
+  // Delivered signals are remembered for the exit cause (issue 13.2: sent_by SendSignal).
+  auto delivered = [&] {
+    if (sig > 0 && sig < 64 && !end_) sent_signals_ |= std::uint64_t{1} << sig;
+    return rpc::Status{};
+  };
+  if (::kill(-pid_, sig) == 0) return delivered();
   int e = errno;
-  if (e == ESRCH && ::kill(pid_, sig) == 0) return rpc::Status{};
+  if (e == ESRCH && ::kill(pid_, sig) == 0) return delivered();
   if (e == ESRCH && reaped_) return rpc::Status{};  // already gone; the end event is on its way
   return rpc::error(rpc::Code::internal, "error sending signal: " + errno_text(e));
 }

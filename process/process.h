@@ -19,6 +19,7 @@
 #include "envd/fifo.h"
 #include "envd/rpc/status.h"
 #include "process.pb.h"
+#include "process/cgroups.h"
 #include "process/exit_status.h"
 #include "process/output_fanout.h"
 #include "process/output_ring.h"
@@ -45,6 +46,9 @@ class Process : public std::enable_shared_from_this<Process> {
     std::optional<std::chrono::steady_clock::time_point> deadline;
     std::string start_error_prefix;  // "error starting process '<cmd args>'"
     std::string cwd;
+    // Limited commands (issue 13.2): their own cgroup, read for the exit cause and removed at the end.
+    std::string cgroup;
+    CgroupManager::Releaser cgroup_releaser;
   };
 
   // Takes ownership of every fd in `child` (and of `pty_master`, -1 if none).
@@ -144,7 +148,8 @@ class Process : public std::enable_shared_from_this<Process> {
   bool reaped_ = false;
   bool timed_out_ = false;
   int wait_status_ = 0;
-  bool retains_output_ = false;  // output retention (issue 13)
+  bool retains_output_ = false;     // output retention (issue 13)
+  std::uint64_t sent_signals_ = 0;  // bit n: SendSignal delivered signal n (for the exit cause)
 };
 
 // Live processes by pid, plus the end of each process that ended in the last `retention`

@@ -82,6 +82,18 @@ class ProcessService {
     if (!S_ISDIR(st.st_mode))
       return fail(status, rpc::error(Code::invalid_argument, prefix + ": chdir " + cwd + ": not a directory"));
 
+    // Extension (issue 13.2): per-command limits, checked before anything is created.
+    CommandLimits limits = limits_of(req);
+    if (limits.any()) {
+      if (std::string bad = validate_limits(limits); !bad.empty())
+        return fail(status, rpc::error(Code::invalid_argument, bad));
+      if (req.has_tag() && req.tag() == "_system")
+        return fail(status,
+                    rpc::error(Code::invalid_argument, "limits do not apply to tag _system (envd's own cgroup)"));
+      if (std::string why = cgroups_.limits_unavailable(limits); !why.empty())
+        return fail(status, rpc::error(Code::failed_precondition, why));
+    }
+
     SpawnRequest sr;
     sr.cmd = cfg.cmd();
     sr.args.assign(cfg.args().begin(), cfg.args().end());
@@ -121,10 +133,27 @@ class ProcessService {
       if (!pair.ok()) return fail(status, rpc::error(Code::invalid_argument, prefix + ": " + pair.error));
       sr.pty_slave = pair.slave;
     }
+    std::optional<CommandGroup> group;  // issue 13.2: the limited command's own cgroup
+    if (limits.any()) {
+      std::string err;
+      group = cgroups_.create_group(limits, err);
+      if (!group) {
+        if (pair.slave >= 0) ::close(pair.slave);
+        if (pair.master >= 0) ::close(pair.master);
+        return fail(status, rpc::error(Code::failed_precondition, prefix + ": " + err));
+      }
+      sr.cgroup_fd = group->fd;
+      sr.cgroup_required = true;
+    }
     SpawnedChild child = spawn_child(sr);
     if (pair.slave >= 0) ::close(pair.slave);
+    if (group) {
+      ::close(group->fd);
+      if (!child.ok()) CgroupManager::release_group(cgroups_.releaser(), group->path);
+    }
     if (!child.ok()) {
       if (pair.master >= 0) ::close(pair.master);
+      if (child.cgroup_refused) return fail(status, rpc::error(Code::failed_precondition, prefix + ": " + child.error));
       // Out of fds and the like are envd's trouble (internal); the rest is the command's.
       return fail(status, rpc::error(child.internal_error ? Code::internal : Code::invalid_argument,
                                      prefix + ": " + child.error));
@@ -139,7 +168,22 @@ class ProcessService {
     if (ctx.timeout && ctx.timeout->count() > 0 && ctx.deadline) opts.deadline = ctx.deadline;
     opts.start_error_prefix = prefix;
     opts.cwd = cwd;
+    if (group) {
+      opts.cgroup = group->path;
+      opts.cgroup_releaser = cgroups_.releaser();
+    }
     return Process::launch(ctx.executor(), table_, child, pair.master, std::move(opts), limits_);
+  }
+
+  static CommandLimits limits_of(const pb::StartRequest& req) {
+    CommandLimits l;
+    if (!req.has_limits()) return l;
+    const auto& in = req.limits();
+    if (in.has_memory_bytes()) l.memory_bytes = in.memory_bytes();
+    if (in.has_max_processes()) l.max_processes = in.max_processes();
+    if (in.has_cpu_weight()) l.cpu_weight = in.cpu_weight();
+    if (in.has_cpu_millicores()) l.cpu_millicores = in.cpu_millicores();
+    return l;
   }
 
   static std::shared_ptr<Process> fail(rpc::Status& status, rpc::Status st) {
@@ -163,6 +207,7 @@ class ProcessService {
     if (!p) co_return status;
     // Subscribed before the process's output is read: nothing it prints can be missed.
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    sub->end_cause = req.exit_cause();  // issue 13.2 opt-in
     p->begin();
     co_await p->wait_started();
     if (p->start_error()) co_return rpc::error(Code::invalid_argument, *p->start_error());
@@ -189,12 +234,13 @@ class ProcessService {
       ProcessTable::Retained retained = *r;
       msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(retained.pid));
       if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
-      fill_end(msg, retained.end);
+      fill_end(msg, retained.end, req.exit_cause());
       co_await out.send(msg);
       co_return rpc::Status{};
     }
     auto p = std::get<std::shared_ptr<Process>>(found);
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    sub->end_cause = req.exit_cause();  // issue 13.2 opt-in
     msg.mutable_event()->mutable_start()->set_pid(static_cast<std::uint32_t>(p->pid()));
     if (!co_await out.send(msg)) co_return rpc::error(Code::canceled, "client disconnected");
     co_return co_await stream_events(*p, *sub, out, ka, false);
@@ -228,7 +274,7 @@ class ProcessService {
       if (!co_await out.send(msg)) co_return rpc::client_gone();
       while (rs.next(msg))
         if (!co_await out.send(msg)) co_return rpc::client_gone();
-      fill_end(msg, retained.end);
+      fill_end(msg, retained.end, req.exit_cause());  // issue 13.2's opt-in holds here too
       if (!co_await out.send(msg)) co_return rpc::client_gone();
       co_return rpc::Status{};
     }
@@ -236,6 +282,7 @@ class ProcessService {
     if (!p->ring()) co_return no_retention(p->pid());
     if (auto st = check_replay_from(from, p->ring()->written()); !st.ok()) co_return st;
     Subscription sub(p->fanout(), p->fanout().subscribe());
+    sub->end_cause = req.exit_cause();  // issue 13.2's opt-in holds here too
     auto rs = std::make_unique<ReplayState>();
     rs->replay.emplace(p->ring()->replay(from));
     rs->lost_pending = rs->replay->any_lost();
@@ -445,12 +492,27 @@ class ProcessService {
   }
 
   template <class Resp>
-  static void fill_end(Resp& msg, const ExitInfo& end) {
+  static void fill_end(Resp& msg, const ExitInfo& end, bool with_cause = false) {
     auto* e = msg.mutable_event()->mutable_end();
     e->set_exit_code(end.exit_code);
     e->set_exited(end.exited);
     e->set_status(end.status);
     if (end.error) e->set_error(*end.error);
+    if (with_cause) fill_cause(*e->mutable_cause(), end.cause);  // issue 13.2, opt-in only
+  }
+
+  // Extension (issue 13.2): EndEvent.cause.
+  static void fill_cause(pb::ExitCause& out, const ExitCause& c) {
+    out.set_kind(static_cast<pb::ExitCause::Kind>(static_cast<int>(c.kind)));
+    out.set_exit_code(c.exit_code);
+    if (c.signal != 0) {
+      out.set_signal(static_cast<std::uint32_t>(c.signal));
+      out.set_signal_name(signal_abbrev(c.signal));
+    }
+    out.set_sent_by(static_cast<pb::ExitCause::Sender>(static_cast<int>(c.sent_by)));
+    out.set_core_dumped(c.core_dumped);
+    out.set_oom_kills(c.oom_kills);
+    out.set_pids_max_hits(c.pids_max_hits);
   }
 
   // The output of one process as a stream source (envd/rpc/stream_loop.h): data until the end
@@ -483,7 +545,7 @@ class ProcessService {
         co_return rpc::Pull::message();
       }
       if (p.fanout().closed() && p.end()) {
-        fill_end(msg, *p.end());
+        fill_end(msg, *p.end(), sub.end_cause);
         // The Start deadline killed it: the stream ends as the RPC deadline says (§4.2).
         if (is_start && p.timed_out())
           co_return rpc::Pull::last(rpc::error(Code::deadline_exceeded, "context deadline exceeded"));

@@ -315,6 +315,13 @@ SpawnedChild spawn_child(const SpawnRequest& req) {
     ca.cgroup = static_cast<std::uint64_t>(req.cgroup_fd);
   }
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid < 0 && req.cgroup_fd >= 0 && req.cgroup_required) {
+    // A limited command (issue 13.2) never runs outside its group.
+    int e = errno;
+    auto r = fail("clone3 into its cgroup: " + errno_text(e), e == EMFILE || e == ENFILE);
+    r.cgroup_refused = !r.internal_error;
+    return r;
+  }
   if (pid < 0 && req.cgroup_fd >= 0 && errno != EAGAIN && errno != ENOMEM && errno != EMFILE && errno != ENFILE) {
     // The cgroup refused us (controller constraints, permissions, old kernel): run unplaced.
     ca.flags &= ~kCloneIntoCgroup;

@@ -27,9 +27,10 @@ struct SpawnRequest {
   gid_t gid = 0;
   std::vector<gid_t> groups;
   StdinMode stdin_mode = StdinMode::pipe;
-  int pty_slave = -1;           // >= 0: PTY child (new session, controlling tty, fds 0-2 on the slave)
-  int cgroup_fd = -1;           // >= 0: clone3(CLONE_INTO_CGROUP) into this cgroup directory
-  bool adjust_priority = true;  // oom_score_adj 100, ionice best-effort/4, nice 0
+  int pty_slave = -1;            // >= 0: PTY child (new session, controlling tty, fds 0-2 on the slave)
+  int cgroup_fd = -1;            // >= 0: clone3(CLONE_INTO_CGROUP) into this cgroup directory
+  bool cgroup_required = false;  // true: fail rather than run outside cgroup_fd (limited commands)
+  bool adjust_priority = true;   // oom_score_adj 100, ionice best-effort/4, nice 0
 };
 
 struct SpawnedChild {
@@ -47,6 +48,7 @@ struct SpawnedChild {
   // The error is envd's own (pipe or pidfd creation, e.g. out of fds: EMFILE/ENFILE), not the
   // command's: `internal` rather than `invalid_argument` (contract §4.2).
   bool internal_error = false;
+  bool cgroup_refused = false;  // cgroup_required and clone3 could not place it
   bool ok() const { return error.empty(); }
 };
 

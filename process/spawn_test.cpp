@@ -179,3 +179,32 @@ TEST_CASE(
   CHECK(c.internal_error);
   CHECK(c.error == "pipe: too many open files");  // Go's wording (envd/os_error)
 }
+
+TEST_CASE("spawn: a limited command is never started outside its cgroup (issue 13.2)") {
+  // A directory fd that is not a cgroup: clone3(CLONE_INTO_CGROUP) refuses it. Without
+  // cgroup_required the child runs unplaced (as before); with it nothing is started.
+  int dir = ::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(dir >= 0);
+  SpawnRequest req;
+  req.cmd = "/bin/true";
+  req.cwd = "/";
+  req.env = {"PATH=/usr/bin:/bin"};
+  req.uid = ::getuid();
+  req.gid = ::getgid();
+  req.groups = {::getgid()};
+  req.adjust_priority = false;
+  req.cgroup_fd = dir;
+  req.cgroup_required = true;
+  auto c = spawn_child(req);
+  CHECK_FALSE(c.ok());
+  CHECK(c.cgroup_refused);
+  CHECK_FALSE(c.internal_error);
+  CHECK(c.pid == -1);
+  CHECK(c.error.rfind("clone3 into its cgroup: ", 0) == 0);
+  for (int fd : {c.pidfd, c.status_fd, c.stdin_fd, c.stdout_fd, c.stderr_fd}) CHECK(fd == -1);
+
+  req.cgroup_required = false;
+  auto r = run(req);
+  CHECK(r.exit.exit_code == 0);
+  ::close(dir);
+}

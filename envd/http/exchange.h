@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "envd/ascii.h"
 #include "envd/request_scope.h"
 
 namespace envd::http {
@@ -109,7 +110,17 @@ class Exchange {
   bool head_sent() const { return head_sent_; }
   // Status of the response head sent (0 before write_head), for request logs.
   int response_status() const { return response_status_; }
+  // Headers added by the layers around the handler (CORS, the version header): sent after the
+  // handler's own, except where the handler sets one of the same name, which replaces it (as a
+  // Go handler's Header().Set replaces the middleware's: /files' `Vary: Accept-Encoding` is the
+  // only Vary, not a second one beside `Vary: Origin`).
   Headers& extra_headers() { return extra_headers_; }
+  // Whether the extra header `name` gives way to one of the handler's `head` headers.
+  static bool replaced_by(const Headers& head, std::string_view name) {
+    for (const auto& h : head)
+      if (ascii::iequals(h.first, name)) return true;
+    return false;
+  }
 
   // Convenience: whole response with a known body. HTTP/1.1 sends head and body in one write: a
   // client whose deadline falls between two segments would see a head with no body (a Connect

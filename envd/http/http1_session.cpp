@@ -287,7 +287,8 @@ class Http1Exchange final : public Exchange {
       out += "\r\n";
     };
     for (const auto& [n, v] : head.headers) add(n, v);
-    for (const auto& [n, v] : extra_headers_) add(n, v);
+    for (const auto& [n, v] : extra_headers_)
+      if (!replaced_by(head.headers, n)) add(n, v);
     // Written: not kept for the rest of a response that may stream for hours.
     Headers().swap(extra_headers_);
     bool no_body =

@@ -224,7 +224,8 @@ asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
     hs.emplace_back(std::move(name), v);
   };
   for (const auto& [n, v] : head.headers) add(n, v);
-  for (const auto& [n, v] : extra_headers_) add(n, v);
+  for (const auto& [n, v] : extra_headers_)
+    if (!replaced_by(head.headers, n)) add(n, v);
   if (head.content_length) hs.emplace_back("content-length", std::to_string(*head.content_length));
   std::vector<nghttp2_nv> nva;
   nva.reserve(hs.size());

@@ -16,6 +16,7 @@
 
 #include "envd/event.h"
 #include "envd/log.h"
+#include "envd/rest/query.h"
 #include "envd/rpc/envelope.h"
 #include "envd/rpc/keepalive.h"
 #include "envd/rpc/timeout.h"
@@ -270,9 +271,7 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
         co_return;
       }
       case Protocol::connect_stream: {
-        if (!co_await ensure_head()) co_return;
-        if (!co_await ex_.write_body(encode_envelope(kFlagConnectEndStream, connect_end_stream(st)))) co_return;
-        co_await ex_.finish();
+        co_await end_with(encode_envelope(kFlagConnectEndStream, connect_end_stream(st)));
         co_return;
       }
       case Protocol::grpc:
@@ -289,15 +288,13 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
           if (co_await ex_.write_head(std::move(head))) co_await ex_.finish();
           co_return;
         }
-        if (!co_await ensure_head()) co_return;
         if (wire_.protocol == Protocol::grpc) {
-          co_await ex_.finish(std::move(trailers));
+          if (co_await ensure_head()) co_await ex_.finish(std::move(trailers));
           co_return;
         }
         std::string t;
         for (const auto& [n, v] : trailers) t += n + ": " + v + "\r\n";
-        if (!co_await write_frame(encode_envelope(kFlagGrpcWebTrailers, t))) co_return;
-        co_await ex_.finish();
+        co_await end_with(encode_envelope(kFlagGrpcWebTrailers, t));
         co_return;
       }
     }
@@ -388,6 +385,21 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
     co_return ReadResult::message;
   }
 
+  // The last frame of a stream, then the end. When no message went out yet, head and frame are
+  // one response (one write on HTTP/1.1: a client whose deadline falls between two writes would
+  // see a head and no end frame).
+  asio::awaitable<void> end_with(std::string frame) {
+    if (wire_.base64) frame = base64_encode(frame);
+    if (!ex_.head_sent()) {
+      // A named local, not a temporary inside the co_await (g++ 12 miscompiles that: SIGILL).
+      http::Headers headers = std::move(response_head().headers);
+      co_await ex_.respond(200, std::move(headers), std::move(frame));
+      co_return;
+    }
+    if (!co_await ex_.write_body(std::move(frame))) co_return;
+    co_await ex_.finish();
+  }
+
   asio::awaitable<bool> ensure_head() {
     if (ex_.head_sent()) co_return !ex_.closed();
     co_return co_await ex_.write_head(response_head());
@@ -423,40 +435,12 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
   std::string get_compression_;             // Connect GET: the `compression` parameter
 };
 
-// Decodes one percent-encoded query component ('+' is a space, as in forms).
-std::string query_unescape(std::string_view in) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
-// The first value of `name` in a raw query string, decoded.
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = pair.find('=');
-    if (query_unescape(pair.substr(0, eq)) != name) continue;
-    return eq == std::string_view::npos ? std::string() : query_unescape(pair.substr(eq + 1));
-  }
-  return std::nullopt;
+// The first value of `name` in a query decoded as Go's r.URL.Query() (connect-go's GET
+// handling): a pair with a bad escape is dropped, so `message=%zz` is a missing message.
+std::optional<std::string> query_param(const rest::Query& query, std::string_view name) {
+  const auto& v = query.values(name);
+  if (v.empty()) return std::nullopt;
+  return v.front();
 }
 
 asio::awaitable<Status> run_handler(const Method& m, RpcCall& call) {
@@ -553,7 +537,7 @@ namespace {
 
 // A Connect GET call (contract §1.3's Connect protocol; only for NO_SIDE_EFFECTS methods): the
 // `encoding` query parameter names the codec the request message is in and the answer takes.
-std::optional<WireFormat> connect_get_wire_format(std::string_view query) {
+std::optional<WireFormat> connect_get_wire_format(const rest::Query& query) {
   auto encoding = query_param(query, "encoding");
   if (encoding == "proto") return WireFormat{Protocol::connect_unary, Codec::proto, "application/proto"};
   if (encoding == "json") return WireFormat{Protocol::connect_unary, Codec::json, "application/json"};
@@ -562,7 +546,7 @@ std::optional<WireFormat> connect_get_wire_format(std::string_view query) {
 
 // The request message of a Connect GET call: `message`, URL-safe base64 (padded or not) when
 // `base64=1`.
-Status connect_get_message(std::string_view query, std::string& message) {
+Status connect_get_message(const rest::Query& query, std::string& message) {
   auto m = query_param(query, "message");
   if (!m) return error(Code::invalid_argument, "protocol error: missing \"message\" query parameter");
   if (query_param(query, "base64") == "1") {
@@ -588,7 +572,9 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   const auto& req = ex.request();
   User user;
   const bool is_get = req.method == "GET";
-  auto wire = is_get ? connect_get_wire_format(req.query) : detect_wire_format(req.header("content-type").value_or(""));
+  // A Connect GET's parameters (parsed once; empty for a POST).
+  const rest::Query get_query = is_get ? rest::Query::parse(req.query) : rest::Query{};
+  auto wire = is_get ? connect_get_wire_format(get_query) : detect_wire_format(req.header("content-type").value_or(""));
   if (authenticator_) {
     // Like envd's authn middleware, this runs before method and content-type checks; its error
     // takes the shape of the protocol the request speaks (plain JSON when that is unknown).
@@ -621,8 +607,8 @@ asio::awaitable<void> RpcServer::serve(http::Exchange& ex) {
   Status st;
   if (is_get) {
     std::string message;
-    st = connect_get_message(req.query, message);
-    call.set_get_request(std::move(message), query_param(req.query, "compression").value_or(""));
+    st = connect_get_message(get_query, message);
+    call.set_get_request(std::move(message), query_param(get_query, "compression").value_or(""));
   }
   if (st.ok()) st = call.prepare();
   if (st.ok() && shutdown_status_) st = *shutdown_status_;

@@ -425,6 +425,17 @@ TEST_CASE("rpc: Connect GET calls a side-effect-free method with the message in 
   CHECK(no_message.status == 400);
   CHECK(no_message.body.find("invalid_argument") != std::string::npos);
 
+  // Parameters are decoded as Go's r.URL.Query(): a pair with a bad escape is dropped (here the
+  // message: missing), '+' is a space.
+  FakeExchange bad_escape(f.io, get("/envdtest.Echo/Echo?encoding=json&message=%7B%zz%7D"));
+  f.run(bad_escape);
+  CHECK(bad_escape.status == 400);
+  CHECK(bad_escape.body.find("missing \\\"message\\\"") != std::string::npos);
+  FakeExchange plus(f.io, get("/envdtest.Echo/Echo?encoding=json&message=%7B%22text%22:%22a+b%22%7D"));
+  f.run(plus);
+  CHECK(plus.status == 200);
+  CHECK(plus.body == R"({"text":"a b"})");
+
   FakeExchange no_encoding(f.io, get("/envdtest.Echo/Echo?message=%7B%7D"));
   f.run(no_encoding);
   CHECK(no_encoding.status == 415);

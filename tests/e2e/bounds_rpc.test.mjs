@@ -89,7 +89,7 @@ describe("POST /init with hostile JSON (item 3)", () => {
         path: "/init", headers: { "content-type": "application/json", "x-access-token": "wrong" }, body: flat, timeoutMs: SLOW_MS + 25000,
       });
       assert.equal(r.status, 401);
-      assert.equal(r.body.toString(), "access token reset not authorized\n");
+      assert.equal(r.body.toString(), "access token reset not authorized");
       const grew = peakRss(envd.pid) - before;
       assert.ok(grew < RSS_BOUND, `peak RSS grew by ${(grew / MiB).toFixed(1)} MiB`);
       // Field names stay case-insensitive and type errors still come before the token check.
@@ -226,11 +226,14 @@ describe("process.Process under hostile input", () => {
   });
 });
 
-/** envd's own worst event-loop lateness (µs) since the last reset, from envdtest.Echo Stats; resets it. */
+/**
+ * envd's own worst event-loop lateness (µs) since the last reset, from envdtest.Echo Stats, in
+ * wall time and in the loop thread's CPU time; resets both.
+ */
 async function loopLagUs(port) {
   const r = await connectJson(port, "/envdtest.Echo/Stats", { resetLoopLag: true });
   assert.equal(r.status, 200, `Stats answered ${r.status}`);
-  return Number(r.json.maxLoopLagUs ?? 0);
+  return { wall: Number(r.json.maxLoopLagUs ?? 0), cpu: Number(r.json.maxLoopLagCpuUs ?? 0) };
 }
 
 /** An h2 frame: 9-byte header and payload. */
@@ -251,10 +254,14 @@ function hpackLiteral(name, value) {
 describe("the event loop during a burst of Starts (the smaller item: keep every loop turn short)", () => {
   // Loop lag is measured inside envd (a 10 ms timer's worst lateness), not as a client's wall
   // clock: before the fix, the spawns of all the Starts in one 64 KiB read ran in one loop turn
-  // (4.3-9.1 s with load average 9-15 on 2 cores); after it, one spawn per loop pass (0.04-0.25 s
-  // with load average 12). The bound leaves room for a loaded or sanitized machine.
+  // (4.3-9.1 s with load average 9-15 on 2 cores; without the gate, measured again at load 1:
+  // 1.3 s wall, 360 ms of the loop thread's CPU); after it, one spawn per loop pass (0.04-0.25 s
+  // with load average 12; 28-50 ms wall and 5.5-5.8 ms of CPU at load 1). The bound is on
+  // the loop thread's CPU time, which a loaded machine does not stretch (the wall-clock lag went
+  // to 753 ms once at load 16 with the fix in place): it fails a loop that runs the burst in one
+  // turn, not a machine that is busy.
   const N = 1000;
-  const BOUND_MS = SANITIZED ? 1500 : 500;
+  const BOUND_MS = SANITIZED ? 300 : 100;
   let envd;
   before(async () => {
     // The default (250 concurrent h2 streams) would refuse 750 of them: allow the whole burst.
@@ -264,7 +271,7 @@ describe("the event loop during a burst of Starts (the smaller item: keep every 
     await envd?.stop();
   });
 
-  it(`${N} Starts at once on one h2c connection: envd's loop never lags more than ${BOUND_MS} ms (was 4.3-9.1 s)`, { timeout: SLOW_MS * 4 }, async (t) => {
+  it(`${N} Starts at once on one h2c connection: envd's loop never lags more than ${BOUND_MS} ms of its CPU (was 4.3-9.1 s)`, { timeout: SLOW_MS * 4 }, async (t) => {
     const headers = Buffer.concat([
       [":method", "POST"], [":scheme", "http"], [":path", "/process.Process/Start"], [":authority", "x"],
       ["content-type", "application/connect+json"], ["connect-timeout-ms", "60000"],
@@ -303,10 +310,11 @@ describe("the event loop during a burst of Starts (the smaller item: keep every 
       };
       conn.sock.write(Buffer.concat(frames));
       await conn.until(scan, SLOW_MS * 3, `${N} Start streams to end`);
-      const lagMs = (await loopLagUs(envd.port)) / 1000;
-      t.diagnostic(`envd's worst loop lag during ${N} Starts: ${lagMs.toFixed(1)} ms`);
+      const lag = await loopLagUs(envd.port);
+      const lagMs = lag.cpu / 1000;
+      t.diagnostic(`envd's worst loop lag during ${N} Starts: ${(lag.wall / 1000).toFixed(1)} ms wall, ${lagMs.toFixed(1)} ms of the loop thread's CPU`);
       assert.equal(ready.size, N, `every Start ran its command (${ready.size} of ${N} said ready)`);
-      assert.ok(lagMs <= BOUND_MS, `envd's loop lagged ${lagMs.toFixed(1)} ms (bound ${BOUND_MS} ms)`);
+      assert.ok(lagMs <= BOUND_MS, `envd's loop lagged ${lagMs.toFixed(1)} ms of CPU (bound ${BOUND_MS} ms)`);
     } finally {
       conn.sock.destroy();
     }

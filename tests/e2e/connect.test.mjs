@@ -373,27 +373,31 @@ describe("a whole unary answer is one write (HTTP/1.1)", () => {
   // A client whose own deadline falls between a head and its body sees a Connect error without
   // its JSON (the conformance suite's Timeouts cases, once under load): the head and the body of
   // a unary answer go out in one write, so the first bytes read are the whole response.
-  for (const [what, path, body, timeout] of [
+  const ticks = (msg) => envelope(0, JSON.stringify(msg)).toString("latin1");
+  for (const [what, path, body, timeout, type = "application/json"] of [
     ["deadline_exceeded (server-side Connect-Timeout-Ms)", "/envdtest.Echo/Sleep", '{"ms":5000}', "100"],
     ["an error answer", "/envdtest.Echo/Fail", '{"code":"not_found","message":"gone"}', undefined],
     ["a success answer", "/envdtest.Echo/Echo", '{"text":"hello"}', undefined],
+    // A stream that ends before its first message: head and end frame together.
+    ["a Connect stream that fails before its first message", "/envdtest.Echo/Ticks", ticks({ count: 0, failCode: "not_found" }), undefined, "application/connect+json"],
   ]) {
     it(what, async () => {
       const sock = net.connect(envd.port, "127.0.0.1");
       try {
         await new Promise((r, j) => { sock.once("connect", r); sock.once("error", j); });
         const first = new Promise((r, j) => { sock.once("data", r); sock.once("error", j); });
-        const headers = [`POST ${path} HTTP/1.1`, "Host: x", "Content-Type: application/json", `Content-Length: ${body.length}`];
+        const headers = [`POST ${path} HTTP/1.1`, "Host: x", `Content-Type: ${type}`, `Content-Length: ${body.length}`];
         if (timeout) headers.push(`Connect-Timeout-Ms: ${timeout}`);
-        sock.write(headers.join("\r\n") + "\r\n\r\n" + body);
+        sock.write(Buffer.from(headers.join("\r\n") + "\r\n\r\n" + body, "latin1"));
         const chunk = (await first).toString("latin1");
         const split = chunk.indexOf("\r\n\r\n");
         assert.ok(split > 0, chunk);
         const length = Number(/\r\ncontent-length: (\d+)/i.exec(chunk)?.[1]);
         assert.ok(length > 0, chunk);
         assert.equal(chunk.length - split - 4, length, `the first read held only part of the answer: ${JSON.stringify(chunk)}`);
-        const json = JSON.parse(chunk.slice(split + 4));
-        if (timeout) assert.equal(json.code, "deadline_exceeded");
+        const rest = Buffer.from(chunk.slice(split + 4), "latin1");
+        const json = type === "application/json" ? JSON.parse(rest) : JSON.parse(parseEnvelopes(rest).at(-1).data).error;
+        assert.equal(json.code, timeout ? "deadline_exceeded" : path.endsWith("/Echo") ? undefined : "not_found");
       } finally {
         sock.destroy();
       }

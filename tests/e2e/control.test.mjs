@@ -172,12 +172,13 @@ describe("control endpoints", () => {
       // /init: a different token without proof → validation failed; no token → reset not authorized.
       const mismatch = await init(envd, { accessToken: "other" });
       assert.equal(mismatch.status, 401);
-      assert.equal(mismatch.text, "access token validation failed\n");
+      assert.equal(mismatch.text, "access token validation failed");
+      assert.equal(mismatch.headers.get("x-content-type-options"), null);
       assert.match(mismatch.headers.get("content-type"), /^text\/plain/);
       assert.equal(mismatch.headers.get("x-envd-version"), VERSION);
       const reset = await init(envd, {});
       assert.equal(reset.status, 401);
-      assert.equal(reset.text, "access token reset not authorized\n");
+      assert.equal(reset.text, "access token reset not authorized");
       assert.equal((await init(envd, {}, { "x-access-token": "wrong" })).status, 401);
       // Re-init with the current token in the body (the orchestrator's way) keeps it.
       assert.equal((await init(envd, { accessToken: token })).status, 204);

@@ -293,9 +293,21 @@ describe("curl --http1.1 specifics", () => {
     }
   });
 
-  it("requests without Origin get no CORS headers", async () => {
+  it("requests without Origin get no CORS headers, but Vary: Origin (as rs/cors)", async () => {
     const r = await curl("/envdtest.Echo/Echo", ["--http1.1", ...jsonPost({})]);
     assert.equal(r.headers["access-control-allow-origin"], undefined);
+    assert.equal(r.headers.vary, "Origin");
+    const health = await curl("/health", ["--http1.1", "-H", "Origin: https://app.example.com"]);
+    assert.equal(health.headers.vary, "Origin");
+  });
+
+  it("a handler's own Vary replaces Vary: Origin (one Vary on /files, as the reference)", async () => {
+    const file = tmpFile("vary");
+    for (const http of ["--http1.1", "--http2-prior-knowledge"]) {
+      const r = await curl(`/files?path=${encodeURIComponent(file)}`, [http]);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.allHeaders.vary, ["Accept-Encoding"], http);
+    }
   });
 
   it("chunked request body (Transfer-Encoding: chunked)", async () => {

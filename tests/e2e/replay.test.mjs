@@ -143,11 +143,13 @@ describe("replay_from", () => {
       // The small daemon keeps no ring after the end (--output-retention-ms 0): all is lost, counted.
       const from = { stdout: 1000n, stderr: 10n };
       const got = [];
-      for await (const res of client.connect({ process: pidSel(pid), replayFrom: from })) got.push(res.event.event);
+      // With issue 13.2's exit_cause opt-in too: the end carries its cause.
+      for await (const res of client.connect({ process: pidSel(pid), replayFrom: from, exitCause: true })) got.push(res.event.event);
       assert.deepEqual(got.map((e) => e.case), ["start", "outputLost", "end"]);
       assert.equal(got[1].value.stdout, BigInt(OUT - 1000));
       assert.equal(got[1].value.stderr, BigInt(ERR - 10));
       assert.equal(got[1].value.pty, 0n);
+      assert.ok(got[2].value.cause, "exit_cause asked: the end has its cause");
     });
   }
 
@@ -173,7 +175,7 @@ describe("replay_from", () => {
     }
     const got = [];
     let sent = false;
-    for await (const res of client.connect({ process: pidSel(pid), replayFrom: { stdout: 0n } })) {
+    for await (const res of client.connect({ process: pidSel(pid), replayFrom: { stdout: 0n }, exitCause: true })) {
       const ev = res.event.event;
       got.push(ev);
       // Once the retained part is replayed (offset reached OUT), let it write the rest.
@@ -197,6 +199,7 @@ describe("replay_from", () => {
     assert.ok(bytes.subarray(0, OUT - lost).equals(expected.subarray(lost)), "the retained tail, byte for byte");
     assert.equal(bytes.subarray(OUT - lost).toString(), "tail");
     assert.equal(got.at(-1).case, "end");
+    assert.ok(got.at(-1).value.cause, "exit_cause asked: the end has its cause");
   });
 
   it("offsets only on streams that asked: a plain Connect to a retaining process has none", async () => {
