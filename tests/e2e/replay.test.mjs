@@ -202,6 +202,22 @@ describe("replay_from", () => {
     assert.ok(got.at(-1).value.cause, "exit_cause asked: the end has its cause");
   });
 
+  it("a PTY's output replays by its own offsets, found by tag", async () => {
+    const client = clientFor(envd, "1.1", false);
+    const events = [];
+    for await (const res of client.start({
+      process: { cmd: "sh", args: ["-c", "printf abcdef"] }, pty: { size: { cols: 80, rows: 24 } }, tag: "replay-pty", outputRetentionBytes: 4096n,
+    })) events.push(res.event.event);
+    const pty = Buffer.concat(events.filter((e) => e.case === "data").map((e) => Buffer.from(e.value.output.value))).toString();
+    assert.equal(pty, "abcdef");
+    const got = [];
+    for await (const res of client.connect({ process: { selector: { case: "tag", value: "replay-pty" } }, replayFrom: { pty: 2n } })) got.push(res.event.event);
+    const data = got.filter((e) => e.case === "data");
+    assert.deepEqual(data.map((e) => [e.value.output.case, e.value.offset]), [["pty", 2n]]);
+    assert.equal(Buffer.from(data[0].value.output.value).toString(), "cdef");
+    assert.deepEqual(got.map((e) => e.case), ["start", "data", "end"]);
+  });
+
   it("offsets only on streams that asked: a plain Connect to a retaining process has none", async () => {
     const client = clientFor(envd, "2");
     const starting = client.start({
