@@ -123,6 +123,8 @@ before(async () => {
 
 after(async () => {
   await envd?.stop();
+  // In the sanitizer build, a report (at any time, or leaks at exit) fails the file.
+  if (envd) assert.doesNotMatch(envd.stderr(), /Sanitizer|runtime error:/);
   if (root) fsn.rmSync(root, { recursive: true, force: true });
 });
 
