@@ -83,6 +83,11 @@ void register_echo_service(rpc::Registry& registry) {
             co_return rpc::error(rpc::Code::canceled, "client gone");
           }
         }
+        if (req.hold()) {
+          // Ended only by the client going away (cancellation unwinds this wait).
+          timer.expires_after(std::chrono::hours(1));
+          co_await timer.async_wait(asio::use_awaitable);
+        }
         running.done = true;
         if (!req.fail_code().empty()) {
           auto code = rpc::code_from_name(req.fail_code()).value_or(rpc::Code::unknown);
