@@ -455,13 +455,23 @@ describe("client disconnects at every stage of a Start stream, an upload and a d
   after(async () => { await d?.stop(); });
 
   // Kills the process of `tag` if there is one. A request that reached envd just before the
-  // client left may still be spawning: signal again on every poll until it is not listed.
+  // client left may still be spawning, and a spawned process is listed only once it has exec'd
+  // (which can come after its cancelled Start has ended, on a loaded machine): signal again on
+  // every poll until it is not listed and envd has no child left.
+  const children = () => readdirSync(`/proc/${d.pid}/task`).flatMap((t) => {
+    try {
+      return readFileSync(`/proc/${d.pid}/task/${t}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    } catch {
+      return [];
+    }
+  });
   const killTag = async (tag) => {
     await waitFor(async () => {
       const r = await connectJson(d.port, "/process.Process/SendSignal", { process: { tag }, signal: "SIGNAL_SIGKILL" });
       assert.ok(r.status === 200 || r.json?.code === "not_found", `SendSignal: ${r.status} ${r.body}`);
-      return !(await connectJson(d.port, "/process.Process/List", {})).json?.processes?.some((p) => p.tag === tag);
-    }, { what: `${tag} gone` });
+      const listed = (await connectJson(d.port, "/process.Process/List", {})).json?.processes?.some((p) => p.tag === tag);
+      return !listed && children().length === 0;
+    }, { what: `${tag} gone and envd without children (children: ${children().join(" ")})` });
   };
   const settled = async (what) => {
     await waitFor(() => d.openFds() <= baseline && openFilesUnder(d.pid, dir).length === 0, {
