@@ -135,6 +135,11 @@ std::string usage() {
          "  --max-init-body-bytes N largest POST /init body; larger → 413 (default 16777216)\n"
          "  --max-compose-body-bytes N  largest POST /files/compose body; larger → 413 (default 1048576)\n"
          // --- end access matrix ---
+         // --- bench2 ---
+         "  --log-gather-ms N       once a line is queued, the log thread waits N ms for more before it\n"
+         "                          writes (one wake-up and write per N ms under load, not one a\n"
+         "                          request; default 0: each line is written at once)\n"
+         // --- end bench2 ---
          "  -help                   show this help\n"
          // --- service manager (ops-init) ---
          "\n"
@@ -336,6 +341,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   };
   values["log-queue-bytes"] = count(out.log_queue_bytes, 4096, 1ull << 32);
   // --- end pause hooks ---
+  values["log-gather-ms"] = millis(out.log_gather, 0, 1000);  // bench2
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

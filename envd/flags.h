@@ -87,6 +87,9 @@ struct Flags {
   std::size_t max_init_body_bytes = 16u << 20;    // POST /init body read whole; larger → 413
   std::size_t max_compose_body_bytes = 1u << 20;  // POST /files/compose body read whole; larger → 413
   // --- end access matrix ---
+  // --- bench2 ---
+  std::chrono::milliseconds log_gather{0};  // the log thread gathers lines this long per write (0: none)
+  // --- end bench2 ---
 };
 
 // Returns an error message for unknown flags or bad values.
