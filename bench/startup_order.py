@@ -101,11 +101,13 @@ def executed_functions(envd):
                 p.kill()
                 sys.exit("envd under callgrind did not answer /health")
             time.sleep(0.2)
-        time.sleep(1)
-        subprocess.run(["callgrind_control", "--dump=start", str(p.pid)], check=True, stdout=subprocess.DEVNULL)
-        mix_without_start(port, tmp)
-        p.send_signal(signal.SIGTERM)
-        p.wait(120)
+        try:
+            time.sleep(1)
+            subprocess.run(["callgrind_control", "--dump=start", str(p.pid)], check=True, stdout=subprocess.DEVNULL)
+            mix_without_start(port, tmp)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(120)
         dumps = sorted(f for f in os.listdir(tmp) if f.startswith("cg.out"))
         first = parse_names(os.path.join(tmp, dumps[1] if len(dumps) > 1 else dumps[0]))
         rest = set()
