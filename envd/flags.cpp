@@ -137,6 +137,11 @@ std::string usage() {
          "                            filesystem); the oldest are dropped, and counted, past N bytes\n"
          "                            (default 1048576)\n"
          // --- end pause hooks ---
+         // --- bench2 ---
+         "  --log-gather-ms N       once a line is queued, the log thread waits N ms for more before it\n"
+         "                          writes (one wake-up and write per N ms under load, not one a\n"
+         "                          request; default 0: each line is written at once)\n"
+         // --- end bench2 ---
          // --- access matrix ---
          "  --print-routes          print every REST route and RPC method this command line would serve\n"
          "                          (JSON, with the token-exempt ones marked) and exit\n"
@@ -329,6 +334,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
     return parse_uint(v, out.library_log_lines_per_minute, 1000000);
   };
   // --- end bounds on RPC and /init input ---
+  values["log-gather-ms"] = millis(out.log_gather, 0, 1000);  // bench2
   // --- uploads (issue 8) ---
   values["upload-idle-timeout-ms"] = [&](const std::string& v) {
     std::uint64_t ms = 0;

@@ -88,6 +88,9 @@ struct Flags {
   std::optional<std::string> fsfreeze_path;          // /fsfreeze target; unset: `/`, or none with -isnotfc
   std::size_t log_queue_bytes = 1u << 20;            // log lines held while the log cannot be written
   // --- end pause hooks ---
+  // --- bench2 ---
+  std::chrono::milliseconds log_gather{0};  // the log thread gathers lines this long per write (0: none)
+  // --- end bench2 ---
   // --- access matrix ---
   bool print_routes = false;                      // print the route and RPC method table (JSON) and exit
   std::size_t max_init_body_bytes = 16u << 20;    // POST /init body read whole; larger → 413

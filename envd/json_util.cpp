@@ -56,7 +56,16 @@ void append_go_json_string(std::string& out, std::string_view s) {
             out.push_back(kHex[c >> 4]);
             out.push_back(kHex[c & 0xF]);
           } else {
-            out.push_back(static_cast<char>(c));
+            // A run of characters that need no escape goes in one append.
+            std::size_t j = i + 1;
+            while (j < s.size()) {
+              unsigned char d = static_cast<unsigned char>(s[j]);
+              if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\' || d == '<' || d == '>' || d == '&') break;
+              ++j;
+            }
+            out.append(s.data() + i, j - i);
+            i = j;
+            continue;
           }
       }
       ++i;

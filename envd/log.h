@@ -27,15 +27,18 @@ enum class Level { debug, info, warn, error, off };
 // Sets the level; until start_async(), lines are written to stderr synchronously (tests, tools).
 void init(Level level);
 // From now on lines go through an AsyncSink writing to `fd` (2, or 1 with -verbose), queueing at
-// most `max_queue_bytes` (--log-queue-bytes).
-void start_async(int fd, std::size_t max_queue_bytes);
+// most `max_queue_bytes` (--log-queue-bytes) and gathering lines for `gather` (--log-gather-ms).
+void start_async(int fd, std::size_t max_queue_bytes, std::chrono::milliseconds gather = std::chrono::milliseconds(0));
 
 // A bounded line queue written to a file descriptor by a thread of its own. push() never blocks
 // on the descriptor. The thread is detached and the sink never destroyed by envd (at exit a
 // thread blocked on a frozen filesystem must not be joined); tests stop() it.
 class AsyncSink {
  public:
-  AsyncSink(int fd, std::size_t max_queue_bytes);
+  // `gather`: once woken by a line, the thread waits that long for more before it writes, so a
+  // busy loop (a log line per request) wakes it at most once per `gather`, not once per line;
+  // flush() and stop() cut the wait short. 0: every line is written as soon as it is queued.
+  AsyncSink(int fd, std::size_t max_queue_bytes, std::chrono::milliseconds gather = std::chrono::milliseconds(0));
   ~AsyncSink();
   AsyncSink(const AsyncSink&) = delete;
   AsyncSink& operator=(const AsyncSink&) = delete;
@@ -65,6 +68,9 @@ class AsyncSink {
   std::uint64_t pushed_ = 0;   // lines accepted (dropped ones included)
   std::uint64_t settled_ = 0;  // lines written or dropped
   bool stopping_ = false;
+  std::chrono::milliseconds gather_;
+  bool sleeping_ = false;          // the thread waits for a line: push() wakes it
+  std::size_t flush_waiters_ = 0;  // flush() calls waiting: no gathering
   std::thread thread_;
 };
 bool parse_level(std::string_view name, Level& out);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -92,4 +93,26 @@ TEST_CASE("AsyncSink never blocks on a descriptor that does not drain: oldest li
   // Lines written + dropped = lines pushed.
   CHECK(lines.size() - reports + sink.dropped() == 5001);
   sink.stop();
+}
+
+TEST_CASE("AsyncSink gathering: flush() and stop() cut the wait short, nothing is lost") {
+  Pipe p;
+  // A minute of gathering: only flush() or stop() can get these lines out within the test.
+  envd::log::AsyncSink sink(p.w, 1 << 20, std::chrono::minutes(1));
+  for (int i = 0; i < 50; ++i) sink.push("a" + std::to_string(i));
+  CHECK(sink.flush(std::chrono::seconds(30)));
+  auto first = p.read_until([](const std::string& s) { return s.find("a49\n") != std::string::npos; });
+  CHECK(lines_of(first).size() == 50);
+  sink.push("last");
+  sink.stop();
+  auto rest = p.read_until([](const std::string& s) { return s.find("last\n") != std::string::npos; });
+  CHECK(lines_of(rest) == std::vector<std::string>{"last"});
+}
+
+TEST_CASE("log fields: a double is written as printf's %.3f") {
+  for (double v : {0.0, 0.0004, 0.0005, 0.0015, 1.0005, 2.5, 12.3456789, 1e-9, 123456.7894, 1e15, -3.14159}) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    CHECK(envd::log::Field("d", v).json == buf);
+  }
 }

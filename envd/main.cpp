@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   // -verbose: the JSON lines go to stdout instead of stderr (never both: journald would get every
   // line twice). From here on a thread of its own writes them (the log may sit on a filesystem
   // /fsfreeze freezes).
-  envd::log::start_async(flags.verbose ? STDOUT_FILENO : STDERR_FILENO, flags.log_queue_bytes);
+  envd::log::start_async(flags.verbose ? STDOUT_FILENO : STDERR_FILENO, flags.log_queue_bytes, flags.log_gather);
   envd::log::route_library_logs(flags.library_log_lines_per_minute);
   std::signal(SIGPIPE, SIG_IGN);
   raise_open_files_limit();

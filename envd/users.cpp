@@ -27,11 +27,12 @@ bool parse_id(std::string_view s, std::uint32_t& out) {
   return !s.empty() && ec == std::errc() && p == s.data() + s.size();
 }
 
-std::pair<std::int64_t, std::int64_t> stamp(const std::string& path) {
+std::array<std::int64_t, 4> stamp(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {-2, -2};
+  if (::stat(path.c_str(), &st) != 0) return {-2, -2, -2, -2};
   return {static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-          static_cast<std::int64_t>(st.st_size)};
+          static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec,
+          static_cast<std::int64_t>(st.st_ino), static_cast<std::int64_t>(st.st_size)};
 }
 
 }  // namespace
@@ -39,6 +40,7 @@ std::pair<std::int64_t, std::int64_t> stamp(const std::string& path) {
 UserDb::UserDb(std::string passwd_path, std::string group_path)
     : passwd_path_(std::move(passwd_path)), group_path_(std::move(group_path)) {}
 
+// Called with mu_ held.
 void UserDb::refresh() const {
   auto ps = stamp(passwd_path_);
   auto gs = stamp(group_path_);
@@ -77,6 +79,7 @@ void UserDb::refresh() const {
 }
 
 std::optional<User> UserDb::lookup(std::string_view name) const {
+  std::lock_guard lock(mu_);
   refresh();
   for (const auto& u : users_) {
     if (u.name != name) continue;
@@ -96,6 +99,7 @@ std::optional<User> UserDb::lookup(std::string_view name) const {
 }
 
 std::string UserDb::user_name(std::uint32_t uid) const {
+  std::lock_guard lock(mu_);
   refresh();
   for (const auto& u : users_) {
     if (u.uid == uid) return u.name;
@@ -104,11 +108,17 @@ std::string UserDb::user_name(std::uint32_t uid) const {
 }
 
 std::string UserDb::group_name(std::uint32_t gid) const {
+  std::lock_guard lock(mu_);
   refresh();
   for (const auto& g : groups_) {
     if (g.gid == gid) return g.name;
   }
   return std::to_string(gid);
+}
+
+const UserDb& system_user_db() {
+  static const UserDb db;
+  return db;
 }
 
 }  // namespace envd

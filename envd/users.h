@@ -1,8 +1,11 @@
 #pragma once
 // Users and groups from /etc/passwd and /etc/group, parsed directly (a static binary cannot use
 // NSS). Files are re-read when they change, so users added at run time (useradd) are seen.
+// Thread-safe: the loop and blocking-pool threads may share one instance (system_user_db()).
+#include <array>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,9 +42,16 @@ class UserDb {
   void refresh() const;
 
   std::string passwd_path_, group_path_;
+  mutable std::mutex mu_;  // guards what follows
   mutable std::vector<User> users_;
   mutable std::vector<Group> groups_;
-  mutable std::pair<std::int64_t, std::int64_t> passwd_stamp_{-1, -1}, group_stamp_{-1, -1};  // mtime ns, size
+  // mtime ns, ctime ns, inode, size: a rewrite or a rename over the file changes one of them.
+  using Stamp = std::array<std::int64_t, 4>;
+  mutable Stamp passwd_stamp_{-1, -1, -1, -1}, group_stamp_{-1, -1, -1, -1};
 };
+
+// /etc/passwd and /etc/group, parsed once and re-read when they change, shared by every thread
+// (EntryInfo owner names on the blocking pool: a Stat no longer reads and parses both files).
+const UserDb& system_user_db();
 
 }  // namespace envd

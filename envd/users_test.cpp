@@ -2,11 +2,15 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace envd;
 
@@ -48,4 +52,35 @@ TEST_CASE("users: passwd and group parsing with supplementary groups") {
   CHECK(db.lookup("late").has_value());
   std::remove(passwd.c_str());
   std::remove(group.c_str());
+}
+
+TEST_CASE("users: a rewrite of the same size with the old mtime is still seen (ctime, inode)") {
+  auto passwd = write_temp("aaaa:x:1000:1000::/home/aaaa:/bin/sh\n");
+  auto group = write_temp("aaaa:x:1000:\n");
+  UserDb db(passwd, group);
+  CHECK(db.user_name(1000) == "aaaa");
+  struct stat before {};
+  REQUIRE(::stat(passwd.c_str(), &before) == 0);
+  // Same length, and the mtime put back: only ctime (and, after a rename, the inode) tells.
+  auto next = write_temp("bbbb:x:1000:1000::/home/bbbb:/bin/sh\n");
+  REQUIRE(std::rename(next.c_str(), passwd.c_str()) == 0);
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, passwd.c_str(), times, 0) == 0);
+  CHECK(db.user_name(1000) == "bbbb");
+  std::remove(passwd.c_str());
+  std::remove(group.c_str());
+}
+
+TEST_CASE("users: one instance shared by threads (system_user_db)") {
+  const UserDb& db = system_user_db();
+  CHECK(&db == &system_user_db());
+  std::vector<std::thread> threads;
+  std::vector<std::string> names(4);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    threads.emplace_back([&db, &names, i] {
+      for (int k = 0; k < 200; ++k) names[i] = db.user_name(0);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& n : names) CHECK(n == "root");
 }

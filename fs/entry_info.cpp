@@ -16,13 +16,13 @@ namespace pb = ::filesystem;
 
 const std::string& IdNames::user(std::uint32_t uid) {
   auto it = users_.find(uid);
-  if (it == users_.end()) it = users_.emplace(uid, db_.user_name(uid)).first;
+  if (it == users_.end()) it = users_.emplace(uid, db_->user_name(uid)).first;
   return it->second;
 }
 
 const std::string& IdNames::group(std::uint32_t gid) {
   auto it = groups_.find(gid);
-  if (it == groups_.end()) it = groups_.emplace(gid, db_.group_name(gid)).first;
+  if (it == groups_.end()) it = groups_.emplace(gid, db_->group_name(gid)).first;
   return it->second;
 }
 

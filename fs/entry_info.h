@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,17 +18,20 @@ class EntryInfo;
 
 namespace envd::fs {
 
-// Owner and group names for one call: /etc/passwd and /etc/group are read once per call and each
-// id is looked up once, not once per entry of a 100,000-entry listing. Not shared between threads.
+// Owner and group names for one call: each id is looked up once, not once per entry of a
+// 100,000-entry listing. The files are parsed by system_user_db() (shared, re-read only when they
+// change) unless the test constructor names others. Not shared between threads.
 class IdNames {
  public:
-  IdNames() = default;
-  IdNames(std::string passwd_path, std::string group_path) : db_(std::move(passwd_path), std::move(group_path)) {}
+  IdNames() : db_(&system_user_db()) {}
+  IdNames(std::string passwd_path, std::string group_path)
+      : own_(std::make_unique<UserDb>(std::move(passwd_path), std::move(group_path))), db_(own_.get()) {}
   const std::string& user(std::uint32_t uid);
   const std::string& group(std::uint32_t gid);
 
  private:
-  UserDb db_;
+  std::unique_ptr<UserDb> own_;
+  const UserDb* db_;
   std::unordered_map<std::uint32_t, std::string> users_, groups_;
 };
 

@@ -169,6 +169,24 @@ class ListFieldCheck {
 
 }  // namespace
 
+namespace {
+
+// `{}` with JSON whitespace around or inside the braces.
+bool is_empty_json_object(std::string_view d) {
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  std::size_t i = 0;
+  while (i < d.size() && ws(d[i])) ++i;
+  if (i == d.size() || d[i] != '{') return false;
+  ++i;
+  while (i < d.size() && ws(d[i])) ++i;
+  if (i == d.size() || d[i] != '}') return false;
+  ++i;
+  while (i < d.size() && ws(d[i])) ++i;
+  return i == d.size();
+}
+
+}  // namespace
+
 Status decode_message(Codec codec, std::string_view data, google::protobuf::Message& msg) {
   const std::string& type = msg.GetDescriptor()->full_name();
   if (codec == Codec::proto) {
@@ -179,6 +197,12 @@ Status decode_message(Codec codec, std::string_view data, google::protobuf::Mess
   }
   if (data.empty()) {
     return error(Code::invalid_argument, "unmarshal into " + type + ": zero-length payload is not a valid JSON object");
+  }
+  if (is_empty_json_object(data)) {
+    // `{}` (List, and every request without fields): what the parser would give, without its
+    // converter set-up (about 9,000 instructions a request).
+    msg.Clear();
+    return {};
   }
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
@@ -202,6 +226,12 @@ std::string encode_message(Codec codec, const google::protobuf::Message& msg) {
   std::string out;
   if (codec == Codec::proto) {
     msg.SerializeToString(&out);
+    return out;
+  }
+  if (msg.ByteSizeLong() == 0) {
+    // Nothing set (no field with presence, no non-default value, no unknown fields): the printer
+    // with these options writes `{}`; skip its serialise-and-reparse (about 14,000 instructions).
+    out = "{}";
     return out;
   }
   google::protobuf::util::JsonPrintOptions opts;  // defaults omitted, lowerCamelCase names

@@ -1,6 +1,7 @@
 #include "envd/rpc/codec.h"
 
 #include <doctest/doctest.h>
+#include <google/protobuf/util/json_util.h>
 
 #include "envdtest.pb.h"
 #include "filesystem.pb.h"
@@ -98,4 +99,33 @@ TEST_CASE("codec: a JSON scalar for a repeated field is invalid_argument, as pro
   CHECK(req.process().args_size() == 2);
   CHECK(decode_message(Codec::json, R"({"process":{"cmd":"x","args":null}})", req).ok());
   CHECK(decode_message(Codec::json, R"({"unknown":{"args":"x"},"process":{"cmd":"x","envs":{"A":"1"}}})", req).ok());
+}
+
+TEST_CASE("codec: `{}` and empty messages take a short cut with the library's result") {
+  // Encoding: nothing set → `{}`, as the printer writes; a proto3 optional set to its default,
+  // an empty sub-message or an unknown field are not "nothing".
+  process::ListResponse empty;
+  std::string lib;
+  REQUIRE(google::protobuf::util::MessageToJsonString(empty, &lib).ok());
+  CHECK(lib == "{}");
+  CHECK(encode_message(Codec::json, empty) == lib);
+  process::StartRequest opt;
+  opt.set_stdin(false);
+  CHECK(encode_message(Codec::json, opt) == R"({"stdin":false})");
+  process::ProcessEvent sub;
+  sub.mutable_keepalive();
+  CHECK(encode_message(Codec::json, sub) == R"({"keepalive":{}})");
+
+  // Decoding: `{}` with whitespace clears the message; anything else goes to the parser.
+  for (const char* body : {"{}", " {}", "{ }", "\n{\t}\r\n"}) {
+    process::StartRequest req;
+    req.set_stdin(true);
+    CHECK(decode_message(Codec::json, body, req).ok());
+    CHECK(req.ByteSizeLong() == 0);
+  }
+  process::ListRequest req;
+  CHECK_FALSE(decode_message(Codec::json, "{} x", req).ok());
+  CHECK_FALSE(decode_message(Codec::json, "{", req).ok());
+  CHECK_FALSE(decode_message(Codec::json, "[]", req).ok());
+  CHECK(decode_message(Codec::json, R"({"x":1})", req).ok());
 }
