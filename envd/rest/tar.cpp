@@ -63,7 +63,10 @@ std::string block_header(std::string_view name, char type, const TarEntry& e, st
   put_octal(p + kMtime, kNumLen, mtime_fits ? static_cast<std::uint64_t>(e.mtime) : 0);
   p[kType] = type;
   if (e.linkname.size() <= kLinkLen) put_string(p + kLink, kLinkLen, e.linkname);
-  std::memcpy(p + kMagic, "ustar\0" "00", 8);
+  std::memcpy(p + kMagic,
+              "ustar\0"
+              "00",
+              8);
   if (e.uname.size() < kOwnerLen) put_string(p + kUname, kOwnerLen, e.uname);
   if (e.gname.size() < kOwnerLen) put_string(p + kGname, kOwnerLen, e.gname);
   put_octal(p + kDevMajor, kIdLen, e.dev_major <= octal_max(kIdLen) ? e.dev_major : 0);
@@ -341,8 +344,8 @@ TarReader::Event TarReader::parse_header() {
 
   if (t == 'x' || t == 'g' || t == 'L' || t == 'K') {
     if (size > limits_.max_header_bytes)
-      return fail(413, "tar " + std::string(t == 'x' || t == 'g' ? "pax header" : "GNU long-name record") +
-                           " of " + std::to_string(size) + " bytes at offset " + std::to_string(at) +
+      return fail(413, "tar " + std::string(t == 'x' || t == 'g' ? "pax header" : "GNU long-name record") + " of " +
+                           std::to_string(size) + " bytes at offset " + std::to_string(at) +
                            " is larger than the limit of " + std::to_string(limits_.max_header_bytes) + " bytes");
     record_type_ = t;
     record_.clear();
@@ -478,8 +481,8 @@ bool TarReader::apply_pax(std::string_view records, bool global) {
     std::size_t total = 0;
     for (const auto& [k, v] : global_pax_) total += k.size() + v.size();
     if (total > limits_.max_header_bytes) {
-      fail(413, "tar global pax headers add up to more than the limit of " +
-                    std::to_string(limits_.max_header_bytes) + " bytes");
+      fail(413, "tar global pax headers add up to more than the limit of " + std::to_string(limits_.max_header_bytes) +
+                    " bytes");
       return false;
     }
   }

@@ -43,7 +43,7 @@ struct TarEntry {
   std::string linkname;          // symlink target / hard link name
   std::string uname, gname;
   std::uint32_t dev_major = 0, dev_minor = 0;
-  std::map<std::string, std::string> xattrs;  // full names ("user.e2b.k") from SCHILY.xattr.*
+  std::map<std::string, std::string> xattrs;     // full names ("user.e2b.k") from SCHILY.xattr.*
   std::map<std::string, std::string> other_pax;  // pax keys this code does not interpret (e.g. SCHILY.acl.*)
 };
 

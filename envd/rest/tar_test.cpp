@@ -92,7 +92,9 @@ TEST_CASE("tar: header blocks have the ustar layout and a valid checksum") {
   std::string h = envd::rest::tar_headers(file("a.txt", 5));
   REQUIRE(h.size() == 512);
   CHECK(h.substr(0, 6) == std::string("a.txt\0", 6));
-  CHECK(h.substr(257, 8) == std::string("ustar\0" "00", 8));
+  CHECK(h.substr(257, 8) == std::string("ustar\0"
+                                        "00",
+                                        8));
   CHECK(h.substr(124, 12) == std::string("00000000005\0", 12));
   CHECK(h.substr(100, 8) == std::string("0000644\0", 8));
   unsigned sum = envd::rest::tar_checksum(h);
@@ -241,8 +243,7 @@ TEST_CASE("tar: malformed pax records are a 400") {
   std::string h = envd::rest::tar_headers(ph);
   h[156] = 'x';
   fix_checksum(h);
-  Read r = read_all(h + rec + envd::rest::tar_padding(rec.size()) + with_data(file("b", 0), "") +
-                        envd::rest::tar_end(),
+  Read r = read_all(h + rec + envd::rest::tar_padding(rec.size()) + with_data(file("b", 0), "") + envd::rest::tar_end(),
                     512);
   CHECK(r.status == 400);
   CHECK(r.error.find("invalid pax record") != std::string::npos);
@@ -255,9 +256,8 @@ TEST_CASE("tar: GNU long names ('L') are read") {
   h[156] = 'L';
   fix_checksum(h);
   std::string body = name + '\0';
-  Read r = read_all(h + body + envd::rest::tar_padding(body.size()) + with_data(file("short", 2), "hi") +
-                        envd::rest::tar_end(),
-                    100);
+  Read r = read_all(
+      h + body + envd::rest::tar_padding(body.size()) + with_data(file("short", 2), "hi") + envd::rest::tar_end(), 100);
   REQUIRE(r.error == "");
   REQUIRE(r.entries.size() == 1);
   CHECK(r.entries[0].name == name);
