@@ -329,7 +329,8 @@ TarReader::Event TarReader::parse_header() {
   }
   std::uint64_t stored = 0;
   if (!parse_number(block_ + kChksum, kChksumLen, stored))
-    return fail(400, "invalid tar header at offset " + std::to_string(at) + ": bad checksum field");
+    return fail(400,
+                "invalid tar header at offset " + std::to_string(at) + ": bad checksum field (not a tar archive?)");
   std::uint32_t unsigned_sum = tar_checksum({block_, kTarBlock});
   std::int64_t signed_sum = 0;
   for (std::size_t i = 0; i < kTarBlock; ++i)
