@@ -713,8 +713,9 @@ awaitable<void> Upload::run_archive(const std::string& raw_path) {
     }
     std::optional<WriteFailure> f;
     if (p == Pull::data) {
-      // chunk_ stays valid: nothing refills the buffer until this job is done.
-      auto feed_job = [x, data = chunk_, cancel]() -> std::optional<WriteFailure> {
+      // chunk_ stays valid: nothing refills the buffer until this job is done, and the job holds
+      // the buffers in case the request is torn down (client gone, shutdown) while it runs.
+      auto feed_job = [x, data = chunk_, keep = bufs_, cancel]() -> std::optional<WriteFailure> {
         std::lock_guard lock(x->m);
         if (is_cancelled(cancel)) return WriteFailure{499, "canceled"};
         return x->x.feed(data);
