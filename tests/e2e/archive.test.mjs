@@ -12,7 +12,7 @@ import {
   readlinkSync, chmodSync, utimesSync, openSync, writeSync, closeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { it, startEnvd, h1Request } from "./lib/envd.mjs";
+import { it, startEnvd, h1Request, h2Connect, h2Request } from "./lib/envd.mjs";
 
 const BIG = process.env.ENVD_LONG === "1" ? 1 << 30 : 64 << 20;
 const MAX_BYTES = BIG + (64 << 20);  // --archive-max-bytes: the big file fits, the bomb does not
@@ -150,7 +150,7 @@ describe("archive download: negotiation", () => {
     makeTree(src);
   });
 
-  it("only an explicit application/x-tar or application/gzip with q > 0 selects an archive", async () => {
+  it("only an explicit application/x-tar or application/gzip with q > 0 selects an archive", { timeout: 60000 }, async () => {
     for (const accept of [undefined, "*/*", "application/*", "application/x-tar;q=0", "application/json", "application/gzip;q=0, */*"]) {
       const headers = accept ? { accept } : {};
       const r = await h1Request(envd.port, { method: "GET", path: q({ path: src }), headers });
@@ -174,7 +174,7 @@ describe("archive download: negotiation", () => {
     assert.equal(f.body.toString(), "hello\n");
   });
 
-  it("a tar goes out gzip-encoded when Accept-Encoding prefers it; GNU tar reads both forms", async () => {
+  it("a tar goes out gzip-encoded when Accept-Encoding prefers it; GNU tar reads both forms", { timeout: 60000 }, async () => {
     const a = await curlTo(fresh("enc") + ".tar", ["--compressed", "-H", "Accept: application/x-tar", envd.url(q({ path: src }))]);
     assert.equal(a.status, 200);
     assert.equal(a.headers["content-encoding"], "gzip");
@@ -270,7 +270,7 @@ describe("archive upload", () => {
     }
   });
 
-  it("our own archive round-trips; an empty directory is a valid target, a non-empty one or a file is 409", async () => {
+  it("our own archive round-trips; an empty directory is a valid target, a non-empty one or a file is 409", { timeout: 60000 }, async () => {
     const src = fresh("rt");
     mkdirSync(src);
     makeTree(src);
@@ -289,6 +289,26 @@ describe("archive upload", () => {
     assert.match(r.stdout.toString(), /exists and is not a directory[\s\S]*\n409$/);
     assert.equal(readFileSync(aFile, "utf8"), "x");
     assert.deepEqual(leftovers(tmp), []);
+  });
+});
+
+describe("over h2c", () => {
+  it("download and upload of a tree over HTTP/2", { timeout: 60000 }, async () => {
+    const src = fresh("h2src");
+    mkdirSync(src);
+    makeTree(src);
+    const target = fresh("h2dst");
+    const s = await h2Connect(envd.port);
+    try {
+      const dl = await h2Request(s, { method: "GET", path: q({ path: src }), headers: { accept: "application/x-tar" } });
+      assert.equal(dl.status, 200);
+      assert.equal(dl.headers["content-type"], "application/x-tar");
+      const up = await h2Request(s, { path: q({ path: target }), headers: { "content-type": "application/x-tar" }, body: dl.body });
+      assert.equal(up.status, 200, up.body.toString());
+    } finally {
+      s.close();
+    }
+    assert.deepEqual(snapshot(target, { owners: false }), snapshot(src, { owners: false }));
   });
 });
 
@@ -398,7 +418,7 @@ with gzip.open(os.path.join(d, "bomb.tar.gz"), "wb", compresslevel=1) as g:
     });
   }
 
-  it("setuid, setgid and sticky bits are dropped", async () => {
+  it("setuid, setgid and sticky bits are dropped", { timeout: 60000 }, async () => {
     const target = fresh("suid");
     const r = await run("curl", ["-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", "Content-Type: application/x-tar", "--data-binary", `@${join(dir, "setuid.tar")}`, envd.url(q({ path: target }))]);
     assert.match(r.stdout.toString(), /\n200$/);
@@ -424,7 +444,7 @@ describe("with an access token", () => {
   });
   after(async () => { await secured?.stop(); });
 
-  it("archives need X-Access-Token: a signed URL never selects one", async () => {
+  it("archives need X-Access-Token: a signed URL never selects one", { timeout: 60000 }, async () => {
     const signed = (path, op) => "/files?" + new URLSearchParams({ path, signature: signature(path, op, TOKEN) });
     let r = await h1Request(secured.port, { method: "GET", path: signed(src, "read"), headers: { accept: "application/x-tar" } });
     assert.equal(r.status, 400);
