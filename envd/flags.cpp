@@ -148,6 +148,17 @@ std::string usage() {
          "  --max-init-body-bytes N largest POST /init body; larger → 413 (default 16777216)\n"
          "  --max-compose-body-bytes N  largest POST /files/compose body; larger → 413 (default 1048576)\n"
          // --- end access matrix ---
+         // --- directories as archives (issue 13 part 3) ---
+         "  --archive-max-entries N   entries one uploaded archive may hold; more → 413 (default 100000)\n"
+         "  --archive-max-bytes N     file bytes one uploaded archive may hold; more → 413\n"
+         "                            (default 17179869184)\n"
+         "  --archive-max-name-bytes N  longest entry name or link target in an archive; longer → 400\n"
+         "                            (default 4096)\n"
+         "  --archive-max-header-bytes N  largest pax or GNU long-name record in an archive; larger → 413\n"
+         "                            (default 65536)\n"
+         "  --archive-max-depth N     directory levels an archive download walks (deeper ones are left\n"
+         "                            empty, logged) or an upload creates (deeper → 400) (default 256)\n"
+         // --- end directories as archives ---
          "  -help                   show this help\n"
          // --- service manager (ops-init) ---
          "\n"
@@ -367,6 +378,13 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   };
   values["log-queue-bytes"] = count(out.log_queue_bytes, 4096, 1ull << 32);
   // --- end pause hooks ---
+  // --- directories as archives (issue 13 part 3) ---
+  values["archive-max-entries"] = count(out.archive_max_entries, 1, 1ull << 32);
+  values["archive-max-bytes"] = count(out.archive_max_bytes, 1, 1ull << 50);
+  values["archive-max-name-bytes"] = count(out.archive_max_name_bytes, 100, 1ull << 20);
+  values["archive-max-header-bytes"] = count(out.archive_max_header_bytes, 512, 1ull << 30);
+  values["archive-max-depth"] = count(out.archive_max_depth, 1, 4096);
+  // --- end directories as archives ---
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a.size() < 2 || a[0] != '-') return "unexpected argument: " + a;

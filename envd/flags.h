@@ -96,6 +96,13 @@ struct Flags {
   std::size_t max_init_body_bytes = 16u << 20;    // POST /init body read whole; larger → 413
   std::size_t max_compose_body_bytes = 1u << 20;  // POST /files/compose body read whole; larger → 413
   // --- end access matrix ---
+  // --- directories as archives (issue 13 part 3) ---
+  std::uint64_t archive_max_entries = 100'000;    // entries of one uploaded archive; more → 413
+  std::uint64_t archive_max_bytes = 16ull << 30;  // file data of one uploaded archive; more → 413
+  std::size_t archive_max_name_bytes = 4096;      // an entry's name or link target; longer → 400
+  std::size_t archive_max_header_bytes = 65536;   // one pax / GNU long-name record; larger → 413
+  std::size_t archive_max_depth = 256;            // directory levels walked (download) or created (upload)
+  // --- end directories as archives ---
 };
 
 // Returns an error message for unknown flags or bad values.

@@ -274,9 +274,17 @@ int main(int argc, char** argv) {
   envd::fs::etag_generations().set_capacity(flags.etag_generations);
   envd::fs::FilesOptions files;
   files.gzip_chunk_bytes = flags.gzip_chunk_bytes;
+  // --- directories as archives (issue 13 part 3) ---
+  files.archive.max_entries = flags.archive_max_entries;
+  files.archive.max_bytes = flags.archive_max_bytes;
+  files.archive.max_name_bytes = flags.archive_max_name_bytes;
+  files.archive.max_header_bytes = flags.archive_max_header_bytes;
+  files.archive.max_depth = flags.archive_max_depth;
+  // --- end directories as archives ---
   envd::fs::register_files_routes(router, state, files);
   envd::fs::UploadOptions upload_options{flags.upload_idle_timeout};
   upload_options.max_compose_body_bytes = flags.max_compose_body_bytes;
+  upload_options.archive = files.archive;  // directories as archives
   envd::fs::register_upload_routes(router, state, upload_options);
   if (flags.test_services) envd::register_test_routes(router);
 

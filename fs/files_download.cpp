@@ -20,6 +20,7 @@
 #include "envd/rest/content.h"
 #include "envd/rest/gzip.h"
 #include "envd/rest/range.h"
+#include "fs/archive.h"
 #include "fs/etag.h"
 #include "fs/files_common.h"
 
@@ -58,7 +59,7 @@ std::int64_t mtime_unix(const struct stat& st) { return static_cast<std::int64_t
 // Go's isZeroTime: the zero time or the Unix epoch means "no modification time".
 bool zero_mtime(const struct stat& st) { return st.st_mtim.tv_sec == 0 && st.st_mtim.tv_nsec == 0; }
 
-std::string_view base_name(std::string_view path) {
+std::string_view display_name(std::string_view path) {
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   auto slash = path.rfind('/');
   return slash == std::string_view::npos ? path : path.substr(slash + 1);
@@ -113,7 +114,8 @@ namespace {
 
 // The headers every answer about an existing file carries (Go sets them before ServeContent).
 http::Headers file_headers(std::string_view resolved) {
-  return {{"content-disposition", rest::inline_content_disposition(base_name(resolved))}, {"vary", "Accept-Encoding"}};
+  return {{"content-disposition", rest::inline_content_disposition(display_name(resolved))},
+          {"vary", "Accept-Encoding"}};
 }
 
 // Cuts a gzip response short after its head went out (a read error): the client must see a
@@ -249,11 +251,20 @@ struct Opened {
   std::optional<Reply> reply;  // an error answer
   FileHandle file;
   struct stat st {};
-  std::string path;      // resolved
-  std::string raw_path;  // the `path` query value as sent (its extension picks the Content-Type)
-  bool gzip = false;     // the negotiated coding
-  std::string ext_type;  // Content-Type by the raw path's extension, "" when unknown
+  std::string path;                             // resolved
+  std::string raw_path;                         // the `path` query value as sent (its extension picks the Content-Type)
+  bool gzip = false;                            // the negotiated coding
+  std::string ext_type;                         // Content-Type by the raw path's extension, "" when unknown
+  ArchiveFormat archive = ArchiveFormat::none;  // a directory asked for as an archive
 };
+
+// Directories as archives (README): only an explicit application/x-tar or application/gzip in
+// Accept selects one, and, when a token is set, only a request carrying X-Access-Token (the
+// prelude checked its value): a signed URL never does.
+ArchiveFormat requested_archive(const SandboxState& state, const http::RequestHead& req) {
+  if (state.access_token && !req.header("x-access-token")) return ArchiveFormat::none;
+  return archive_from_accept(req.header("accept").value_or(""));
+}
 
 // §6.5 error steps 1–6 and 9 (7–8, Accept-Encoding, sit between stat and open): the prelude, path
 // resolution, stat (following symlinks), directory, then open. Every syscall on the pool.
@@ -286,9 +297,20 @@ asio::awaitable<void> open_for_download(http::Exchange& ex, const SandboxState& 
   } else if (sr.err != 0) {
     out.reply = json_error(500, "error checking if path exists '" + path + "': " + path_error("stat", path, sr.err));
   } else if (S_ISDIR(sr.st.st_mode)) {
-    out.reply = json_error(400, "path '" + path + "' is a directory");
+    out.archive = requested_archive(state, req);
+    if (out.archive == ArchiveFormat::none) out.reply = json_error(400, "path '" + path + "' is a directory");
   }
   if (out.reply) co_return;
+  if (out.archive != ArchiveFormat::none) {
+    // A tar may go out gzip-encoded; ranges and conditionals do not apply to a generated body.
+    auto enc = rest::negotiate_download_encoding(req.header("accept-encoding").value_or(""), false);
+    if (enc.status != 200) {
+      out.reply = json_error(enc.status, enc.error);
+      co_return;
+    }
+    out.gzip = out.archive == ArchiveFormat::tar && enc.coding == rest::ContentCoding::gzip;
+    co_return;
+  }
 
   // Accept-Encoding (§6.5 rules 7 and 8): a Range or conditional header forces identity.
   auto enc =
@@ -326,6 +348,55 @@ asio::awaitable<void> open_for_download(http::Exchange& ex, const SandboxState& 
   if (S_ISDIR(out.st.st_mode)) out.reply = json_error(400, "path '" + path + "' is a directory");
 }
 
+struct ArchivePiece {
+  std::string data;
+  bool more = true;
+};
+
+// GET of a directory as a tar (or tar.gz): the walk produces a bounded piece per pool job, which
+// is compressed there too when gzip applies, and the next job starts only after the transport
+// took the previous piece (write_body suspends while the client is slow).
+asio::awaitable<void> serve_archive(http::Exchange& ex, const Opened& opened, const FilesOptions& options) {
+  auto archiver = std::make_shared<DirArchiver>(options.archive, opened.path);
+  const std::string path = opened.path;
+  auto open_job = [archiver, path] { return archiver->open_root(path); };
+  if (int err = co_await run_blocking(WorkClass::meta, open_job); err != 0) {
+    co_await send_reply(ex,
+                        json_error(500, "error opening directory '" + path + "': " + path_error("open", path, err)));
+    co_return;
+  }
+  const bool tgz = opened.archive == ArchiveFormat::tar_gzip;
+  std::string base(display_name(path));
+  if (base.empty() || base == "/") base = "root";
+  http::Headers headers{{"content-disposition", rest::inline_content_disposition(base + (tgz ? ".tar.gz" : ".tar"))},
+                        {"vary", "Accept, Accept-Encoding"},
+                        {"content-type", tgz ? "application/gzip" : "application/x-tar"}};
+  if (opened.gzip) headers.emplace_back("content-encoding", "gzip");
+  http::ResponseHead head{200, std::move(headers), std::nullopt};
+  if (!co_await ex.write_head(std::move(head))) co_return;
+  std::shared_ptr<rest::GzipDeflater> gz;
+  if (tgz || opened.gzip) gz = std::make_shared<rest::GzipDeflater>();
+  const std::size_t chunk = std::max<std::size_t>(options.archive.chunk_bytes, 4096);
+  auto cancel = ex.scope().token();
+  for (;;) {
+    auto job = [archiver, gz, chunk, cancel] {
+      ArchivePiece p;
+      if (is_cancelled(cancel)) return p;
+      p.data.reserve(chunk + 2 * rest::kTarBlock);
+      p.more = archiver->fill(p.data, chunk);
+      if (gz) p.data = deflate_chunk(*gz, p.data, !p.more);
+      return p;
+    };
+    ArchivePiece piece = co_await run_blocking(WorkClass::walk, job);
+    if (ex.closed() || is_cancelled(cancel)) co_return;
+    if (!piece.data.empty() && !co_await ex.write_body(std::move(piece.data))) co_return;
+    if (!piece.more) break;
+  }
+  co_await ex.finish();
+  log::write(log::Level::debug, "files", "archive of " + path + ": " + std::to_string(archiver->entries()) + " entries",
+             {{"request_id", ex.request_id()}});
+}
+
 }  // namespace
 
 asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& state, const FilesOptions& options) {
@@ -334,6 +405,10 @@ asio::awaitable<void> serve_download(http::Exchange& ex, const SandboxState& sta
   co_await open_for_download(ex, state, opened);
   if (opened.reply) {
     co_await send_reply(ex, std::move(*opened.reply));
+    co_return;
+  }
+  if (opened.archive != ArchiveFormat::none) {
+    co_await serve_archive(ex, opened, options);
     co_return;
   }
   const int fd = opened.file.fd;

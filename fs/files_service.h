@@ -5,6 +5,7 @@
 
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "fs/archive.h"
 
 namespace envd::fs {
 
@@ -12,6 +13,7 @@ struct FilesOptions {
   // gzip download: file bytes read and compressed per step (--gzip-chunk-bytes). Bounds the
   // memory of one gzip download (about twice this).
   std::size_t gzip_chunk_bytes = 256 * 1024;
+  ArchiveOptions archive{};  // GET of a directory as a tar (--archive-* flags)
 };
 
 void register_files_routes(Router& router, SandboxState& state, FilesOptions options = {});

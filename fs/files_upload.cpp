@@ -9,6 +9,7 @@
 #include <boost/system/system_error.hpp>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <set>
 
 #include "envd/ascii.h"
@@ -21,6 +22,7 @@
 #include "envd/rest/multipart.h"
 #include "envd/rest/query.h"
 #include "envd/rest/quoted_printable.h"
+#include "fs/archive.h"
 #include "fs/compose.h"
 #include "fs/etag.h"
 #include "fs/file_writer.h"
@@ -209,6 +211,7 @@ class Upload {
   Pull gzip_failed();
   awaitable<void> run_raw(const std::string& raw_path);
   awaitable<void> run_multipart(std::string_view content_type);
+  awaitable<void> run_archive(const std::string& raw_path);
   awaitable<void> fail(int status, std::string_view message);
   awaitable<void> finish_ok();
   awaitable<void> end_on(Pull p);
@@ -629,6 +632,13 @@ awaitable<void> Upload::run_request() {
   content_length_ = parse_content_length(head);
   std::string_view ct = head.header("content-type").value_or("");
   std::string mt = media_type(ct);
+  // Directories as archives (README): opt-in by media type, and, with a token set, only for a
+  // request carrying X-Access-Token (a signed URL never extracts archives).
+  if ((mt == "application/x-tar" || mt == "application/gzip") &&
+      (!state_.access_token || head.header("x-access-token"))) {
+    if (!req_.path) co_return co_await reply_error(ex_, 400, "path query parameter is required for an archive upload");
+    co_return co_await run_archive(*req_.path);
+  }
   if (mt == "application/octet-stream") {
     if (!req_.path) co_return co_await reply_error(ex_, 400, "path query parameter is required for raw body upload");
     if (!gzip_) known_length_ = content_length_;  // the body is the file
@@ -645,6 +655,96 @@ awaitable<void> Upload::run_request() {
   co_await reply_error(
       ex_, 400,
       "unsupported content type: " + std::string(ct) + ", expected multipart/form-data or application/octet-stream");
+}
+
+// An archive extracted on the pool. The lock keeps jobs on one extractor in order even when the
+// request goes away while one runs (the cleanup job then waits for it).
+struct SharedExtractor {
+  SharedExtractor(const ArchiveOptions& o, uid_t uid, gid_t gid) : x(o, uid, gid) {}
+  std::mutex m;
+  ArchiveExtractor x;
+};
+
+// Drops an unfinished extraction on the pool (staging directory removed), whichever way the
+// request ends.
+struct ExtractorGuard {
+  std::shared_ptr<SharedExtractor> p;
+  asio::any_io_executor exec;
+  ~ExtractorGuard() {
+    if (!p) return;
+    auto drop = [](std::shared_ptr<SharedExtractor> x) -> awaitable<void> {
+      auto job = [x] {
+        std::lock_guard lock(x->m);
+        x->x.abort();
+        return 0;
+      };
+      co_await run_blocking(WorkClass::meta, job);
+    };
+    asio::co_spawn(exec, drop(std::move(p)), asio::detached);
+  }
+};
+
+awaitable<void> Upload::run_archive(const std::string& raw_path) {
+  FilesPath resolved = resolve_files_path(state_, req_.user, raw_path);
+  if (!resolved.error.empty()) co_return co_await reply_error(ex_, 400, "error resolving path: " + resolved.error);
+  ExtractorGuard guard{std::make_shared<SharedExtractor>(opts_.archive, req_.user.uid, req_.user.gid), ex_.executor()};
+  auto x = guard.p;
+  const std::string target = resolved.path;
+  auto begin_job = [x, target] {
+    std::lock_guard lock(x->m);
+    return x->x.begin(target);
+  };
+  // A refused archive leaves nothing behind by the time the answer goes out.
+  auto abort_job = [x] {
+    std::lock_guard lock(x->m);
+    x->x.abort();
+    return 0;
+  };
+  if (auto f = co_await run_blocking(WorkClass::meta, begin_job)) {
+    co_await run_blocking(WorkClass::meta, abort_job);
+    co_return co_await reply_error(ex_, f->status, f->message);
+  }
+  auto cancel = ex_.scope().token();
+  for (;;) {
+    Pull p = co_await pull();
+    if (p == Pull::gone || p == Pull::idle || p == Pull::bad) {
+      co_await run_blocking(WorkClass::meta, abort_job);
+      co_return co_await end_on(p);
+    }
+    std::optional<WriteFailure> f;
+    if (p == Pull::data) {
+      // chunk_ stays valid: nothing refills the buffer until this job is done, and the job holds
+      // the buffers in case the request is torn down (client gone, shutdown) while it runs.
+      auto feed_job = [x, data = chunk_, keep = bufs_, cancel]() -> std::optional<WriteFailure> {
+        std::lock_guard lock(x->m);
+        if (is_cancelled(cancel)) return WriteFailure{499, "canceled"};
+        return x->x.feed(data);
+      };
+      f = co_await run_blocking(WorkClass::data, feed_job);
+    } else {
+      auto finish_job = [x] {
+        std::lock_guard lock(x->m);
+        return x->x.finish();
+      };
+      f = co_await run_blocking(WorkClass::meta, finish_job);
+    }
+    if (ex_.closed() || is_cancelled(cancel)) co_return;
+    if (f) {
+      co_await run_blocking(WorkClass::meta, abort_job);
+      co_return co_await reply_error(ex_, f->status, f->message);
+    }
+    if (p == Pull::end) break;
+  }
+  // The REST shape of §6.6: what was written, in archive order.
+  for (const auto& e : x->x.written()) {
+    if (entry_count_++ > 0) entries_ += ',';
+    entries_ += "{\"name\":";
+    append_go_json_string(entries_, base_name(e.path));
+    entries_ += ",\"path\":";
+    append_go_json_string(entries_, e.path);
+    entries_ += e.dir ? ",\"type\":\"dir\"}" : ",\"type\":\"file\"}";
+  }
+  co_await finish_ok();
 }
 
 awaitable<void> handle_upload(http::Exchange& ex, SandboxState& state, const UploadOptions& opts) {

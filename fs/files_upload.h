@@ -13,6 +13,7 @@
 
 #include "envd/router.h"
 #include "envd/sandbox_state.h"
+#include "fs/archive.h"
 
 namespace envd::fs {
 
@@ -20,6 +21,7 @@ struct UploadOptions {
   std::chrono::milliseconds idle_timeout{60'000};  // --upload-idle-timeout-ms
   std::size_t read_chunk_bytes = 256 * 1024;       // asked of the transport per read (two buffers)
   std::size_t max_compose_body_bytes = 1u << 20;   // --max-compose-body-bytes (larger → 413)
+  ArchiveOptions archive{};                        // POST of an application/x-tar body (--archive-* flags)
 };
 
 void register_upload_routes(Router& router, SandboxState& state, UploadOptions options = {});

@@ -486,6 +486,8 @@ OsResult ensure_dirs(std::string_view dir_in, uid_t uid, gid_t gid) {
   return {};
 }
 
+int remove_all_at(int parent_fd, const std::string& name) { return remove_from(parent_fd, name, {}).err; }
+
 OsResult remove_all(const std::string& path, const CancelToken& cancel) {
   if (path.empty()) return {};
   if (path == "." || (path.size() >= 2 && path.compare(path.size() - 2, 2, "/.") == 0))

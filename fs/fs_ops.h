@@ -44,6 +44,9 @@ std::string go_dir(std::string_view path);
 // is Go's ("unlinkat /a/b: directory not empty", "RemoveAll /x/.: invalid argument").
 OsResult remove_all(const std::string& path, const CancelToken& cancel = {});
 
+// RemoveAll of `name` inside the open directory `parent_fd` (never following symlinks). 0 or errno.
+int remove_all_at(int parent_fd, const std::string& name);
+
 // The RPCs. `out` is filled only on success.
 rpc::Status stat_entry(const std::string& path, IdNames& names, ::filesystem::EntryInfo& out);
 // `depth` 0 means 1. Children are shown under `path` (joined and cleaned, as Go's filepath.Join).
