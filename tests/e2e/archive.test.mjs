@@ -5,7 +5,7 @@
 // be refused with a clear 400/413 and leave nothing behind, inside the target or outside it.
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   mkdtempSync, writeFileSync, readFileSync, rmSync, lstatSync, readdirSync, existsSync, mkdirSync, symlinkSync,
@@ -13,6 +13,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { it, startEnvd, h1Request, h2Connect, h2Request } from "./lib/envd.mjs";
+import { run as runProgram } from "./lib/clients.mjs";
 
 const BIG = process.env.ENVD_LONG === "1" ? 1 << 30 : 64 << 20;
 const MAX_BYTES = BIG + (64 << 20);  // --archive-max-bytes: the big file fits, the bomb does not
@@ -21,19 +22,7 @@ let tmp;
 let seq = 0;
 let user;
 
-function run(cmd, args, { input, timeoutMs = 120000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out = [];
-    let err = "";
-    const t = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`${cmd} ${args.join(" ")} timed out`)); }, timeoutMs);
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => { err += d; });
-    p.on("error", (e) => { clearTimeout(t); reject(e); });
-    p.on("close", (code) => { clearTimeout(t); resolve({ code, stdout: Buffer.concat(out), stderr: err }); });
-    p.stdin.end(input);
-  });
-}
+const run = (cmd, args, opts = {}) => runProgram(cmd, args, { timeoutMs: 120000, ...opts });
 
 /** curl to a file; resolves { status, headers (lowercase map), file }. */
 async function curlTo(file, args) {

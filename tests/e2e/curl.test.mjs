@@ -2,12 +2,13 @@
 // codes, headers, bodies, CORS, chunked uploads, Expect: 100-continue, gzip, timeouts.
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync, gunzipSync } from "node:zlib";
 import { it, startEnvd, envelope, parseConnectStream, parseEnvelopes, parseGrpcWebTrailers, ERROR_CODES } from "./lib/envd.mjs";
+import { run as runProgram } from "./lib/clients.mjs";
 
 let envd;
 let tmp;
@@ -31,19 +32,7 @@ function tmpFile(content) {
   return p;
 }
 
-/** Runs a program; resolves { code, stdout(Buffer), stderr(string) }. */
-function run(cmd, args, { timeoutMs = 20000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    const out = [];
-    let err = "";
-    const t = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`${cmd} ${args.join(" ")} timed out`)); }, timeoutMs);
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => { err += d; });
-    p.on("error", (e) => { clearTimeout(t); reject(e); });
-    p.on("close", (code) => { clearTimeout(t); resolve({ code, stdout: Buffer.concat(out), stderr: err }); });
-  });
-}
+const run = (cmd, args, opts = {}) => runProgram(cmd, args, { timeoutMs: 20000, ...opts });
 
 /**
  * curl with the response body to a file and the status, version and headers from --write-out.

@@ -4,7 +4,7 @@
 // writes, compose, and a 64 MiB upload with envd's RSS watched.
 import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   mkdtempSync, writeFileSync, readFileSync, rmSync, statSync, lstatSync, readdirSync, existsSync, mkdirSync,
@@ -13,6 +13,7 @@ import {
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { it, startEnvd, h1Request, h2Connect, h2Request, rawConnect, parseH1Responses, waitFor, delay } from "./lib/envd.mjs";
+import { run as runProgram } from "./lib/clients.mjs";
 
 const IDLE_MS = 400;
 let envd;
@@ -20,19 +21,7 @@ let tmp;
 let seq = 0;
 let userIds;
 
-function run(cmd, args, { input, timeoutMs = 60000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out = [];
-    let err = "";
-    const t = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`${cmd} ${args.join(" ")} timed out`)); }, timeoutMs);
-    p.stdout.on("data", (d) => out.push(d));
-    p.stderr.on("data", (d) => { err += d; });
-    p.on("error", (e) => { clearTimeout(t); reject(e); });
-    p.on("close", (code) => { clearTimeout(t); resolve({ code, stdout: Buffer.concat(out), stderr: err }); });
-    p.stdin.end(input);
-  });
-}
+const run = (cmd, args, opts = {}) => runProgram(cmd, args, { timeoutMs: 60000, ...opts });
 
 /** curl; resolves { status, contentType, body(string) }. */
 async function curl(args) {

@@ -5,6 +5,25 @@ import assert from "node:assert/strict";
 import { ConnectError } from "@connectrpc/connect";
 
 /**
+ * Runs a program with `input` (if any) on its stdin; resolves { code, stdout (Buffer), stderr
+ * (string) }. Killed, and rejected, after `timeoutMs`.
+ */
+export function run(cmd, args, { input, timeoutMs = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const out = [];
+    let err = "";
+    const t = setTimeout(() => { p.kill("SIGKILL"); reject(new Error(`${cmd} ${args.join(" ")} timed out`)); }, timeoutMs);
+    p.stdout.on("data", (d) => out.push(d));
+    p.stderr.on("data", (d) => { err += d; });
+    p.on("error", (e) => { clearTimeout(t); reject(e); });
+    p.on("close", (code) => { clearTimeout(t); resolve({ code, stdout: Buffer.concat(out), stderr: err }); });
+    p.stdin.on("error", () => {}); // a program that exits without reading its input
+    p.stdin.end(input);
+  });
+}
+
+/**
  * Runs curl -i; resolves { status, headers (lowercase → value), body (Buffer), text (body as
  * UTF-8), rawHead (the head's lines) }. Rejects when curl itself fails.
  */
