@@ -113,6 +113,44 @@ def children_of(pid):
     return out
 
 
+def standard_mix(port, work, starts=True):
+    """The standard mix of requests: what a sandbox's first minute looks like, over HTTP/1.1.
+    bench/startup_order.py runs it with starts=False (valgrind 3.19 has no pidfd_open: a Start
+    fails under it)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(method, path, body=None, ct=None):
+        c.request(method, path, body=body, headers={"Content-Type": ct} if ct else {})
+        r = c.getresponse()
+        data = r.read()
+        if r.status not in (200, 204):
+            raise RuntimeError(f"mix {path}: HTTP {r.status} {data[:200]!r}")
+        return data
+
+    for _ in range(20):
+        call("GET", "/health")
+    for _ in range(10):
+        call("POST", "/process.Process/List", b"{}", "application/json")
+        call("POST", "/filesystem.Filesystem/Stat", json.dumps({"path": work}).encode(), "application/json")
+    for _ in range(5 if starts else 0):
+        out = call("POST", "/process.Process/Start", envelope(start_request("/bin/sh", ["-c", "echo hi; ls /"], False)),
+                   "application/connect+json")
+        if b'"end"' not in out:
+            raise RuntimeError("mix: Start did not end")
+    path = os.path.join(work, f"mix-{port}.bin")
+    call("POST", f"/files?path={path}", os.urandom(MIB), "application/octet-stream")
+    for _ in range(2):
+        call("GET", f"/files?path={path}")
+    call("POST", "/filesystem.Filesystem/ListDir", json.dumps({"path": "/", "depth": 1}).encode(), "application/json")
+    # A watcher, polled once and removed (the SDK's watch without a stream).
+    w = json.loads(call("POST", "/filesystem.Filesystem/CreateWatcher", json.dumps({"path": work}).encode(),
+                        "application/json"))
+    wid = json.dumps({"watcherId": w["watcherId"]}).encode()
+    call("POST", "/filesystem.Filesystem/GetWatcherEvents", wid, "application/json")
+    call("POST", "/filesystem.Filesystem/RemoveWatcher", wid, "application/json")
+    c.close()
+
+
 class Daemon:
     """Our envd or the reference on a port of its own."""
 
@@ -272,39 +310,7 @@ class Harness:
     # ------------------------------------------------------------ footprint
 
     def mix(self, port):
-        """The standard mix of requests: what a sandbox's first minute looks like, over HTTP/1.1."""
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-        def call(method, path, body=None, ct=None):
-            c.request(method, path, body=body, headers={"Content-Type": ct} if ct else {})
-            r = c.getresponse()
-            data = r.read()
-            if r.status not in (200, 204):
-                raise RuntimeError(f"mix {path}: HTTP {r.status} {data[:200]!r}")
-            return data
-
-        for _ in range(20):
-            call("GET", "/health")
-        for _ in range(10):
-            call("POST", "/process.Process/List", b"{}", "application/json")
-            call("POST", "/filesystem.Filesystem/Stat", json.dumps({"path": self.work}).encode(), "application/json")
-        for _ in range(5):
-            out = call("POST", "/process.Process/Start", envelope(start_request("/bin/sh", ["-c", "echo hi; ls /"], False)),
-                       "application/connect+json")
-            if b'"end"' not in out:
-                raise RuntimeError("mix: Start did not end")
-        path = os.path.join(self.work, f"mix-{port}.bin")
-        call("POST", f"/files?path={path}", os.urandom(MIB), "application/octet-stream")
-        for _ in range(2):
-            call("GET", f"/files?path={path}")
-        call("POST", "/filesystem.Filesystem/ListDir", json.dumps({"path": "/", "depth": 1}).encode(), "application/json")
-        # A watcher, polled once and removed (the SDK's watch without a stream).
-        w = json.loads(call("POST", "/filesystem.Filesystem/CreateWatcher", json.dumps({"path": self.work}).encode(),
-                            "application/json"))
-        wid = json.dumps({"watcherId": w["watcherId"]}).encode()
-        call("POST", "/filesystem.Filesystem/GetWatcherEvents", wid, "application/json")
-        call("POST", "/filesystem.Filesystem/RemoveWatcher", wid, "application/json")
-        c.close()
+        standard_mix(port, self.work)
 
     def footprint(self):
         w1 = 3.0 if self.quick else 10.0

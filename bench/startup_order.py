@@ -17,8 +17,6 @@ the linker, so a stale list costs only locality, never correctness. Regenerate i
 changes much (the footprint row of bench/RESULTS.md says when).
 """
 import argparse
-import http.client
-import json
 import os
 import re
 import signal
@@ -28,6 +26,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+from run import standard_mix  # bench/run.py, beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "envd", "startup.order")
@@ -47,37 +47,6 @@ def parse_names(path):
             if m and not m.group(1).startswith(("(", "0x")) and "'" not in m.group(1):
                 names.add(m.group(1))
     return names
-
-
-def mix_without_start(port, work):
-    """bench/run.py's standard mix (Harness.mix) but for process.Start: valgrind 3.19 has no
-    pidfd_open, so a Start fails under it (the spawn path stays where the linker puts it)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def call(method, path, body=None, ct=None):
-        c.request(method, path, body=body, headers={"Content-Type": ct} if ct else {})
-        r = c.getresponse()
-        data = r.read()
-        if r.status not in (200, 204):
-            raise RuntimeError(f"mix {path}: HTTP {r.status} {data[:200]!r}")
-        return data
-
-    for _ in range(20):
-        call("GET", "/health")
-    for _ in range(10):
-        call("POST", "/process.Process/List", b"{}", "application/json")
-        call("POST", "/filesystem.Filesystem/Stat", json.dumps({"path": work}).encode(), "application/json")
-    path = os.path.join(work, "mix.bin")
-    call("POST", f"/files?path={path}", os.urandom(1 << 20), "application/octet-stream")
-    for _ in range(2):
-        call("GET", f"/files?path={path}")
-    call("POST", "/filesystem.Filesystem/ListDir", json.dumps({"path": "/", "depth": 1}).encode(), "application/json")
-    w = json.loads(call("POST", "/filesystem.Filesystem/CreateWatcher", json.dumps({"path": work}).encode(),
-                        "application/json"))
-    wid = json.dumps({"watcherId": w["watcherId"]}).encode()
-    call("POST", "/filesystem.Filesystem/GetWatcherEvents", wid, "application/json")
-    call("POST", "/filesystem.Filesystem/RemoveWatcher", wid, "application/json")
-    c.close()
 
 
 def executed_functions(envd):
@@ -104,7 +73,7 @@ def executed_functions(envd):
         try:
             time.sleep(1)
             subprocess.run(["callgrind_control", "--dump=start", str(p.pid)], check=True, stdout=subprocess.DEVNULL)
-            mix_without_start(port, tmp)
+            standard_mix(port, tmp, starts=False)
         finally:
             p.send_signal(signal.SIGTERM)
             p.wait(120)
