@@ -1,5 +1,6 @@
 #include "envd/log.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -175,6 +176,7 @@ void AsyncSink::stop() {
 }
 
 void AsyncSink::run() {
+  pthread_setname_np(pthread_self(), "envd-log");
   constexpr std::size_t kBatchBytes = 256 * 1024;
   std::unique_lock lock(mu_);
   std::deque<std::string> taken;

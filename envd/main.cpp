@@ -1,6 +1,7 @@
 // envd: the sandbox agent. Parses flags, wires the services into the router, and serves HTTP/1.1
 // and h2c on one port from a single event loop.
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -379,6 +380,7 @@ int main(int argc, char** argv) {
   asio::post(forward_ex, [&forwarder] { forwarder.start(); });
   if (forward_io) {
     forward_thread = std::thread([&forward_io] {
+      pthread_setname_np(pthread_self(), "envd-forward");
       auto work = asio::make_work_guard(*forward_io);
       forward_io->run();
     });

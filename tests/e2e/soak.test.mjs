@@ -28,13 +28,14 @@ const BLOCKING_THREADS = 8;
 // The bounds, measured at rest (no client connected, every process ended and past retention,
 // after a memory trim) before and after the load:
 //   fds:     end ≤ start (every connection, pipe, pidfd, file and watch is closed again);
-//   threads: end ≤ max(start, 1 + BLOCKING_THREADS + 1) (the loop, the on-demand blocking pool
-//            up to --blocking-threads, the log sink): the pool may grow to its cap, never past it;
+//   threads: by name (envd names each): the blocking pool ("envd-blocking", started on demand)
+//            never past --blocking-threads, and otherwise exactly the fixed ones — the loop
+//            ("envd"), the log sink ("envd-log") and the port forwarder ("envd-forward");
 //   RSS:     end − start ≤ 8 MiB (the CI form) / 16 MiB (the long form).
 const RSS_BOUND = (LONG ? 16 : 8) * 1024 * 1024;
 // ASan keeps freed memory in quarantine: the RSS bound is checked in the release build only.
 const memoryBounded = process.env.ENVD_SANITIZED !== "ON";
-const THREAD_CAP = 1 + BLOCKING_THREADS + 1;
+const FIXED_THREADS = { "envd": 1, "envd-log": 1, "envd-forward": 1 };
 
 let envd, root;
 let logTail = "";
@@ -61,6 +62,28 @@ function sample(pid) {
     threads: Number(/Threads:\s+(\d+)/.exec(status)[1]),
     rss: Number(/VmRSS:\s+(\d+)/.exec(status)[1]) * 1024,
   };
+}
+/** envd's threads by name (comm): { name: count }. */
+function threadNames(pid) {
+  const names = {};
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    let n = "?";
+    try { n = readFileSync(`/proc/${pid}/task/${t}/comm`, "utf8").trim(); } catch {}
+    names[n] = (names[n] ?? 0) + 1;
+  }
+  return names;
+}
+/**
+ * The thread bound: at most BLOCKING_THREADS pool threads, and no other thread than the fixed
+ * ones. Under load (`atRest` false) only the counts: a thread just started still carries the
+ * loop's name until it names itself.
+ */
+function threadsWithinBounds(names, atRest = true) {
+  const { "envd-blocking": pool = 0, ...rest } = names;
+  const fixed = Object.values(FIXED_THREADS).reduce((a, c) => a + c, 0);
+  const total = Object.values(names).reduce((a, c) => a + c, 0);
+  if (!atRest) return pool <= BLOCKING_THREADS && total <= BLOCKING_THREADS + fixed;
+  return pool <= BLOCKING_THREADS && Object.entries(rest).every(([n, c]) => c <= (FIXED_THREADS[n] ?? 0));
 }
 const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
 
@@ -228,9 +251,12 @@ async function atRest() {
 async function phase(seconds, label) {
   const workers = Array.from({ length: WORKERS }, (_, i) => new Worker(label, i, i % 2 === 1));
   const peak = { fds: 0, threads: 0, rss: 0 };
+  const threadsOver = [];
   const sampler = setInterval(() => {
     const s = sample(envd.pid);
     for (const k of Object.keys(peak)) peak[k] = Math.max(peak[k], s[k]);
+    const names = threadNames(envd.pid);
+    if (!threadsWithinBounds(names, false)) threadsOver.push(names);
   }, 500);
   const until = Date.now() + seconds * 1000;
   await Promise.all(workers.map((w) => w.run(until)));
@@ -238,7 +264,7 @@ async function phase(seconds, label) {
   for (const w of workers) w.close();
   const counts = {};
   for (const w of workers) for (const [k, v] of Object.entries(w.counts)) counts[k] = (counts[k] ?? 0) + v;
-  return { counts, failures: workers.flatMap((w) => w.failures), peak };
+  return { counts, failures: workers.flatMap((w) => w.failures), peak, threadsOver };
 }
 
 describe(`soak: ${WORKERS} clients (HTTP/1.1 and h2c) for ${SECONDS} s`, () => {
@@ -271,12 +297,15 @@ describe(`soak: ${WORKERS} clients (HTTP/1.1 and h2c) for ${SECONDS} s`, () => {
     const requests = Object.entries(run.counts).filter(([k]) => !k.endsWith(".failed")).reduce((a, [, v]) => a + v, 0);
     const failed = Object.entries(run.counts).filter(([k]) => k.endsWith(".failed")).reduce((a, [, v]) => a + v, 0);
     console.log(`# soak ${elapsed.toFixed(0)} s, ${WORKERS} clients: ${requests} operations (${(requests / elapsed).toFixed(0)}/s), ${failed} failed; ${JSON.stringify(run.counts)}`);
+    const names = threadNames(envd.pid);
+    console.log(`# soak threads at rest by name: ${JSON.stringify(names)}`);
     console.log(`# soak fds ${start.fds} → ${end.fds} (peak ${run.peak.fds}); threads ${start.threads} → ${end.threads} (peak ${run.peak.threads}); RSS ${mib(start.rss)} → ${mib(end.rss)} (peak ${mib(run.peak.rss)})`);
     assert.deepEqual(run.failures.slice(0, 10), [], `${run.failures.length} failures`);
     assert.equal(failed, 0);
     assert.ok(envd.alive(), logTail.slice(-4000));
     assert.ok(end.fds <= start.fds, `fds grew: ${start.fds} → ${end.fds}\n${envd.fdTargets().join("\n")}`);
-    assert.ok(end.threads <= Math.max(start.threads, THREAD_CAP), `threads: ${start.threads} → ${end.threads}`);
+    assert.deepEqual(run.threadsOver.slice(0, 3), [], "threads past their bounds under load");
+    assert.ok(threadsWithinBounds(names), `threads: ${start.threads} → ${end.threads} ${JSON.stringify(names)}`);
     if (memoryBounded) assert.ok(end.rss - start.rss <= RSS_BOUND, `RSS grew by ${mib(end.rss - start.rss)} (bound ${mib(RSS_BOUND)})`);
   });
 });
