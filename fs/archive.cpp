@@ -221,6 +221,26 @@ void DirArchiver::add_entry(Dir& parent, const char* name) {
     e.uid = fst.st_uid;
     e.gid = fst.st_gid;
     e.mtime = fst.st_mtim.tv_sec;
+    if (fst.st_nlink > 1) {
+      // Another name of a file already in the archive goes out as a hard link to that name (as
+      // GNU tar writes it), so its data is sent once and the link survives a round trip.
+      const std::pair<dev_t, ino_t> key{fst.st_dev, fst.st_ino};
+      if (auto it = links_.find(key); it != links_.end()) {
+        ::close(fd);
+        e.type = rest::TarType::hard_link;
+        e.linkname = it->second;
+        pending_ += rest::tar_headers(e);
+        ++entries_;
+        return;
+      }
+      if (link_name_bytes_ + e.name.size() <= kMaxLinkNameBytes) {
+        link_name_bytes_ += e.name.size();
+        links_.emplace(key, e.name);
+      } else if (!links_full_warned_) {
+        links_full_warned_ = true;
+        warn("more hard-linked names than the link table holds: further links are written as separate files");
+      }
+    }
     e.size = static_cast<std::uint64_t>(fst.st_size);
     add_xattrs(fd);
     pending_ += rest::tar_headers(e);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,14 @@ class DirArchiver {
   };
   void add_entry(Dir& parent, const char* name);
   void warn(const std::string& what);
+
+  // Files with more than one link already archived: (dev, inode) → the name they went out under,
+  // so later names go out as hard-link entries. Bounded by kMaxLinkNameBytes of names; past it,
+  // further names of a linked file are written as separate files (logged once).
+  static constexpr std::size_t kMaxLinkNameBytes = 4 << 20;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;
+  std::size_t link_name_bytes_ = 0;
+  bool links_full_warned_ = false;
 
   ArchiveOptions opts_;
   std::string root_path_;

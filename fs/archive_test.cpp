@@ -156,3 +156,57 @@ TEST_CASE("archive: FIFOs are headers only, symlinks are links, directories end 
   CHECK(by_name.at("d/").type == envd::rest::TarType::directory);
   CHECK(by_name.at("d/x").size == 1);
 }
+
+TEST_CASE("archive: a file's other names go out as hard links to its first, and come back linked") {
+  TempDir t;
+  std::filesystem::create_directory(t.path + "/src");
+  std::filesystem::create_directory(t.path + "/src/d");
+  write_file(t.path + "/src/f", "hello");
+  REQUIRE(::link((t.path + "/src/f").c_str(), (t.path + "/src/d/g").c_str()) == 0);
+  REQUIRE(::link((t.path + "/src/f").c_str(), (t.path + "/src/h").c_str()) == 0);
+  write_file(t.path + "/src/single", "one");
+  envd::fs::ArchiveOptions opts;
+  envd::fs::DirArchiver a(opts, t.path + "/src");
+  REQUIRE(a.open_root(t.path + "/src") == 0);
+  std::string out;
+  for (bool more = true; more;) {
+    std::string piece;
+    more = a.fill(piece, 4096);
+    out += piece;
+  }
+  Parsed p = parse(out);
+  std::string first;  // the name the data went out under (readdir order decides which)
+  int links = 0;
+  for (std::size_t i = 0; i < p.entries.size(); ++i) {
+    const auto& e = p.entries[i];
+    if (e.name == "f" || e.name == "d/g" || e.name == "h") {
+      if (e.type == envd::rest::TarType::hard_link) {
+        ++links;
+        CHECK(e.size == 0);
+        CHECK(p.data[i].empty());
+        CHECK(e.linkname == first);  // always to a name already in the archive
+      } else {
+        CHECK(first.empty());
+        first = e.name;
+        CHECK(p.data[i] == "hello");
+      }
+    }
+    if (e.name == "single") CHECK(e.type == envd::rest::TarType::regular);
+  }
+  CHECK(links == 2);
+  CHECK_FALSE(first.empty());
+
+  envd::fs::ArchiveExtractor x(opts, ::getuid(), ::getgid());
+  REQUIRE_FALSE(x.begin(t.path + "/dst").has_value());
+  REQUIRE_FALSE(x.feed(out).has_value());
+  REQUIRE_FALSE(x.finish().has_value());
+  struct stat f {
+  }, g{}, h{};
+  REQUIRE(::stat((t.path + "/dst/f").c_str(), &f) == 0);
+  REQUIRE(::stat((t.path + "/dst/d/g").c_str(), &g) == 0);
+  REQUIRE(::stat((t.path + "/dst/h").c_str(), &h) == 0);
+  CHECK(f.st_nlink == 3);
+  CHECK(f.st_ino == g.st_ino);
+  CHECK(f.st_ino == h.st_ino);
+  CHECK(f.st_size == 5);
+}

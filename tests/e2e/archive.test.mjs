@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   mkdtempSync, writeFileSync, readFileSync, rmSync, lstatSync, readdirSync, existsSync, mkdirSync, symlinkSync,
-  readlinkSync, chmodSync, utimesSync, openSync, writeSync, closeSync,
+  readlinkSync, chmodSync, utimesSync, openSync, writeSync, closeSync, linkSync,
 } from "node:fs";
 import { join } from "node:path";
 import { it, startEnvd, h1Request, h2Connect, h2Request } from "./lib/envd.mjs";
@@ -69,7 +69,7 @@ function snapshot(root, { owners = true } = {}) {
         Object.assign(e, { type: "dir", xattrs: xattrs(p) });
         walk(r);
       } else {
-        Object.assign(e, { type: "file", sha: sha(p), xattrs: xattrs(p) });
+        Object.assign(e, { type: "file", sha: sha(p), xattrs: xattrs(p), nlink: st.nlink });
       }
       out[r] = e;
     }
@@ -81,7 +81,7 @@ function snapshot(root, { owners = true } = {}) {
 /** What nothing may leave behind: staging directories beside `target`. */
 const leftovers = (parent) => readdirSync(parent).filter((n) => n.includes(".e2b-extract."));
 
-/** A tree with unicode names, symlinks, empty directories, metadata and one big file. */
+/** A tree with unicode names, symlinks, a hard link, empty directories, metadata and one big file. */
 function makeTree(root, { big = 0 } = {}) {
   mkdirSync(join(root, "sub/empty"), { recursive: true });
   mkdirSync(join(root, "ünïcödé ✓/deep/er"), { recursive: true });
@@ -96,6 +96,7 @@ function makeTree(root, { big = 0 } = {}) {
   symlinkSync("../a.txt", join(root, "sub/rel-link"));
   symlinkSync("/etc/hostname", join(root, "abs-link"));
   symlinkSync("missing-target", join(root, "dangling"));
+  linkSync(join(root, "a.txt"), join(root, "sub/hard-a"));  // a hard link: one file, two names
   setXattr(join(root, "a.txt"), "user.e2b.owner", "alice");
   setXattr(join(root, "sub"), "user.e2b.kind", "folder");
   if (big) {
@@ -203,6 +204,8 @@ describe("archive download: what the tar holds", () => {
         assert.doesNotMatch(listing, /mnt\/inside/);
       }
       assert.match(listing, /^l.* sub\/rel-link -> \.\.\/a\.txt$/m);
+      // The second name of a linked file is a hard link to the first (readdir order picks which).
+      assert.match(listing, /^h.* (sub\/hard-a link to a\.txt|a\.txt link to sub\/hard-a)$/m);
 
       const out = fresh("out");
       mkdirSync(out);
