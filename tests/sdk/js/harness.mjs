@@ -118,11 +118,16 @@ export async function startEnvd({ port = 0, args = [] } = {}) {
     });
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return daemonHandle(child, actualPort, () => log, exited);
+}
+
+/** What startEnvd returns for a started daemon (ours or the reference). */
+function daemonHandle(child, port, stderr, exited) {
   return {
-    port: actualPort,
-    url: `http://127.0.0.1:${actualPort}`,
+    port,
+    url: `http://127.0.0.1:${port}`,
     pid: child.pid,
-    stderr: () => log,
+    stderr,
     get running() {
       return child.exitCode === null && child.signalCode === null;
     },
@@ -179,23 +184,7 @@ async function startRef(port) {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
-    port: actualPort,
-    url,
-    pid: child.pid,
-    stderr: () => log,
-    get running() {
-      return child.exitCode === null && child.signalCode === null;
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return exited;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      const r = await exited;
-      clearTimeout(timer);
-      return r;
-    },
-  };
+  return daemonHandle(child, actualPort, () => log, exited);
 }
 
 /** Semver-ish comparison of dotted numeric versions (as the SDKs gate on them). */
