@@ -341,7 +341,7 @@ describe("HTTP/1.1 framing", () => {
     const c = await rawConnect(envd.port);
     const body = '{"text":"continued"}';
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/json", "content-length": String(body.length), expect: "100-continue" } }));
-    await c.until((st) => /^HTTP\/1\.1 100 /.test(st.data.toString("latin1")) && st.data.includes("\r\n\r\n"), 3000, "100 Continue");
+    await c.until((st) => /^HTTP\/1\.1 100 /.test(st.data.toString("latin1")) && st.data.includes("\r\n\r\n"), 10000, "100 Continue");
     c.sock.write(body);
     await c.until((st) => parseH1Responses(st.data).responses.some((r) => r.status === 200), 5000, "final response");
     const final = parseH1Responses(c.data).responses.find((r) => r.status === 200);
@@ -653,7 +653,7 @@ describe("idle timeout (--idle-timeout-ms 300)", () => {
   it("an idle HTTP/1.1 keep-alive connection is closed", async () => {
     const c = await rawConnect(idle.port);
     c.sock.write(h1Bytes({ method: "GET", path: "/health" }));
-    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 3000, "a response");
+    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 10000, "a response");
     const t0 = Date.now();
     await c.waitClosed(5000);
     assert.ok(Date.now() - t0 >= 150, `closed after only ${Date.now() - t0} ms`);

@@ -133,10 +133,10 @@ for (const p of PROTOCOLS) {
     // (sent as Connect-Timeout-Ms or grpc-timeout, whatever is left of 1 s after loading the schema).
     it("--timeout → deadline_exceeded", async () => {
       const t0 = Date.now();
-      const r = await bufCurl([...p.flags, "--timeout", "1s", "-d", JSON.stringify({ ms: 5000 }), envd.url("/envdtest.Echo/Sleep")]);
+      const r = await bufCurl([...p.flags, "--timeout", "1s", "-d", JSON.stringify({ ms: 60000 }), envd.url("/envdtest.Echo/Sleep")]);
       assert.equal(r.code, exitFor(4), `${r.stdout}\n${r.stderr}`);
       assert.equal(jsonDocs(r.stderr)[0]?.code, "deadline_exceeded");
-      assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 30000, `took ${Date.now() - t0} ms`);  // vs the 60 s Sleep
     });
   });
 }

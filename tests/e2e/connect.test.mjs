@@ -180,9 +180,9 @@ for (const v of VARIANTS) {
     it("a deadline shorter than Sleep ends in deadline_exceeded and cancels the handler", async () => {
       const before = await stats(envd.port);
       const t0 = Date.now();
-      const e = await connectErr(echo.sleep({ ms: 5000 }, { timeoutMs: 300 }));
+      const e = await connectErr(echo.sleep({ ms: 60000 }, { timeoutMs: 300 }));
       assert.equal(e.code, Code.DeadlineExceeded, e.message);
-      assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 30000, `took ${Date.now() - t0} ms`);  // vs the 60 s Sleep
       await waitFor(async () => {
         const s = await stats(envd.port);
         return s.cancelled >= before.cancelled + 1 && s.running <= before.running;

@@ -291,7 +291,7 @@ describe("flags", () => {
 
 describe("graceful shutdown", () => {
   it("SIGTERM ends open streams with unavailable and exits 0", async () => {
-    const envd = await startEnvd({ extraArgs: ["--isnotfc", "--shutdown-timeout-ms", "3000"] });
+    const envd = await startEnvd({ extraArgs: ["--isnotfc", "--shutdown-timeout-ms", "60000"] });
     try {
       const ticks = JSON.stringify({ count: 1000, intervalMs: 1000 });
       // Connect streaming over HTTP/1.1 and gRPC (JSON codec) over h2c, both left open.
@@ -317,9 +317,9 @@ describe("graceful shutdown", () => {
       session.close();
 
       // It exits by itself (no second signal, which would mean "exit now").
-      const exit = await waitFor(() => envd.exitStatus(), { timeoutMs: 3000, what: "envd to exit after SIGTERM" });
+      const exit = await waitFor(() => envd.exitStatus(), { timeoutMs: 30000, what: "envd to exit after SIGTERM" });
       assert.deepEqual(exit, { code: 0, signal: null }, envd.tail());
-      assert.ok(Date.now() - started < 3000, "shutdown took too long");
+      assert.ok(Date.now() - started < 30000, "shutdown waited for its timeout");  // vs --shutdown-timeout-ms 60000
       assert.doesNotMatch(envd.stderr(), /second signal/);
       // Nothing listens any more.
       await assert.rejects(fetch(envd.url("/health")));
@@ -333,7 +333,7 @@ describe("graceful shutdown", () => {
     const envd = await startEnvd({ extraArgs: ["--isnotfc"], testServices: false });
     assert.equal((await req(envd, "/health")).status, 204);
     envd.child.kill("SIGINT");
-    const exit = await waitFor(() => envd.exitStatus(), { timeoutMs: 3000, what: "envd to exit after SIGINT" });
+    const exit = await waitFor(() => envd.exitStatus(), { timeoutMs: 10000, what: "envd to exit after SIGINT" });
     assert.deepEqual(exit, { code: 0, signal: null });
   });
 });

@@ -224,7 +224,7 @@ describe("per-command limits", () => {
     const before = plain.openFds();
     await refuse();
     // Keep-alive connections come and go with the client's pool: wait for them, not for a leak.
-    await waitFor(() => plain.openFds() <= before, { timeoutMs: 3000, what: `envd's fds back to ${before} (now ${plain.openFds()})` });
+    await waitFor(() => plain.openFds() <= before, { timeoutMs: 10000, what: `envd's fds back to ${before} (now ${plain.openFds()})` });
   });
 
   it("name the controller that is missing on this machine's cgroup2 (or run where it is there)", async (t) => {

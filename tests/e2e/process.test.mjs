@@ -337,9 +337,9 @@ describe("timeouts and keepalives", () => {
       onEvent: (ev) => { if (ev.case === "start") pid = ev.value.pid; },
     });
     assert.equal(r.error?.code, Code.DeadlineExceeded, String(r.error));
-    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(Date.now() - t0 < 50000);  // vs the 100 s sleeps
     assert.ok(pid > 0);
-    await waitFor(() => groupMembers(pid).length === 0, { timeoutMs: 3000, what: "the group to be gone" });
+    await waitFor(() => groupMembers(pid).length === 0, { timeoutMs: 10000, what: "the group to be gone" });
   });
 
   it("Connect-Timeout-Ms on Connect bounds only the attach stream", async () => {
@@ -458,8 +458,8 @@ describe("Connect, List, retention, signals", () => {
 describe("better than envd: output", () => {
   it("end does not hang on a background child; its writer lives on 5 s after end", async () => {
     const t0 = Date.now();
-    const r = await collect(client().start({ process: { cmd: "/bin/bash", args: ["-c", "(while :; do echo bg; sleep 0.1; done) & echo pid:$!; sleep 30 & echo leader-done"] } }));
-    assert.ok(Date.now() - t0 < 3000, `end took ${Date.now() - t0} ms`);
+    const r = await collect(client().start({ process: { cmd: "/bin/bash", args: ["-c", "(while :; do echo bg; sleep 0.1; done) & echo pid:$!; sleep 60 & echo leader-done"] } }));
+    assert.ok(Date.now() - t0 < 30000, `end took ${Date.now() - t0} ms`);  // vs the 60 s sleep
     assert.equal(r.end.exitCode, 0);
     const bgPid = Number(/pid:(\d+)/.exec(r.stdout)[1]);
     assert.match(r.stdout, /leader-done/);

@@ -201,7 +201,7 @@ def test_timeout(sbx):
     t0 = time.monotonic()
     with pytest.raises(TimeoutException):
         term.end()
-    assert time.monotonic() - t0 < 8
+    assert time.monotonic() - t0 < 30  # vs never (a shell waits for input)
     deadline = time.monotonic() + 5
     while listed(sbx, h.pid) is not None:
         assert time.monotonic() < deadline, "the PTY did not leave the list"
