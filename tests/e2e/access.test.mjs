@@ -544,7 +544,7 @@ describe("limits on every route and method (--max-header-bytes 8192, --max-heade
     const c = await rawConnect(envd.port);
     c.sock.on("error", () => {});
     c.sock.write(bytes);
-    await c.until((s) => /^HTTP\/1\.1 \d{3}/.test(s.data.toString("latin1")), 5000, "a status line");
+    await c.until((s) => /^HTTP\/1\.1 \d{3}/.test(s.data.toString("latin1")), 15000, "a status line");
     c.sock.destroy();
     return Number(c.data.toString("latin1").slice(9, 12));
   }

@@ -24,7 +24,7 @@ async function stableFds(d) {
     same = n === last ? same + 1 : 0;
     last = n;
     return same >= 2 ? n : 0;
-  }, { timeoutMs: 5000, intervalMs: 50, what: "a stable fd count" });
+  }, { timeoutMs: 15000, intervalMs: 50, what: "a stable fd count" });
 }
 
 before(async () => {
@@ -278,7 +278,7 @@ describe("garbage on the wire", () => {
     const c = await rawConnect(envd.port);
     c.sock.on("error", () => {}); // a reset after the answer is acceptable; no answer is not
     c.sock.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(2 * 1024 * 1024)}\r\n\r\n`);
-    await c.until((st) => st.data.length >= 12, 5000, "a status line");
+    await c.until((st) => st.data.length >= 12, 15000, "a status line");
     assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 431/);
     await c.waitClosed(5000);
     const r = await h1Request(envd.port, { method: "GET", path: "/health" });
@@ -321,7 +321,7 @@ describe("HTTP/1.1 framing", () => {
     assert.equal(JSON.parse(rs[5].body).code, "unimplemented");
     // The connection is still usable.
     c.sock.write(h1Bytes({ method: "GET", path: "/health" }));
-    await c.until((st) => parseH1Responses(st.data).responses.length >= 7, 5000, "7th response");
+    await c.until((st) => parseH1Responses(st.data).responses.length >= 7, 15000, "7th response");
     assert.equal(parseH1Responses(c.data).responses[6].status, 204);
     c.sock.destroy();
   });
@@ -330,7 +330,7 @@ describe("HTTP/1.1 framing", () => {
     const c = await rawConnect(envd.port);
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/json", "transfer-encoding": "chunked" },
       body: '5;name=value\r\n{"tex\r\nb\r\nt":"ext"}  \r\n0\r\nX-Trailer: yes\r\n\r\n' }));
-    await c.until((st) => parseH1Responses(st.data).responses.length >= 1, 5000, "a response");
+    await c.until((st) => parseH1Responses(st.data).responses.length >= 1, 15000, "a response");
     const [r] = parseH1Responses(c.data).responses;
     assert.equal(r.status, 200);
     assert.deepEqual(JSON.parse(r.body), { text: "ext" });
@@ -343,7 +343,7 @@ describe("HTTP/1.1 framing", () => {
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/json", "content-length": String(body.length), expect: "100-continue" } }));
     await c.until((st) => /^HTTP\/1\.1 100 /.test(st.data.toString("latin1")) && st.data.includes("\r\n\r\n"), 10000, "100 Continue");
     c.sock.write(body);
-    await c.until((st) => parseH1Responses(st.data).responses.some((r) => r.status === 200), 5000, "final response");
+    await c.until((st) => parseH1Responses(st.data).responses.some((r) => r.status === 200), 15000, "final response");
     const final = parseH1Responses(c.data).responses.find((r) => r.status === 200);
     assert.deepEqual(JSON.parse(final.body), { text: "continued" });
     c.sock.destroy();
@@ -362,7 +362,7 @@ describe("HTTP/1.1 framing", () => {
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Echo", headers: {
       "content-type": "application/json", connection: "Upgrade, HTTP2-Settings", upgrade: "h2c", "http2-settings": "AAMAAABkAARAAAAAAAIAAAAA",
     }, body }));
-    await c.until((st) => st.data.length >= 12, 5000, "a status line");
+    await c.until((st) => st.data.length >= 12, 15000, "a status line");
     assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 (101|200) /);
     c.sock.destroy();
   });
@@ -382,7 +382,7 @@ describe("client disconnects cancel handlers, not the server", () => {
     await waitFor(async () => {
       const s = await stats(envd.port);
       return s.cancelled >= before.cancelled + 1 && s.running <= before.running;
-    }, { timeoutMs: 5000, what: "Stats.cancelled + 1 and running back to its baseline" });
+    }, { timeoutMs: 15000, what: "Stats.cancelled + 1 and running back to its baseline" });
   }
 
   it("HTTP/1.1 unary Sleep: socket closed while waiting", async () => {
@@ -398,7 +398,7 @@ describe("client disconnects cancel handlers, not the server", () => {
     const before = await stats(envd.port);
     const c = await rawConnect(envd.port);
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Ticks", headers: { "content-type": "application/connect+json" }, body: envelope(0, '{"count":1000,"intervalMs":20}') }));
-    await c.until((st) => st.data.includes("\r\n\r\n") && st.data.length > 200, 5000, "first messages");
+    await c.until((st) => st.data.includes("\r\n\r\n") && st.data.length > 200, 15000, "first messages");
     c.sock.destroy();
     await expectCancelled(before);
   });
@@ -591,7 +591,7 @@ describe("small limits (--max-message-bytes 1024 --max-header-bytes 8192)", () =
     c.sock.on("error", () => {});
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Echo", headers: { "content-type": "application/proto", "content-length": String(10 * 1024 * 1024) } }));
     c.sock.write(Buffer.concat([Buffer.from([0x12, 0x80, 0x80, 0x80, 0x05]), Buffer.alloc(8192, 1)]));
-    await c.until((st) => st.data.includes("\r\n\r\n"), 5000, "an early response");
+    await c.until((st) => st.data.includes("\r\n\r\n"), 15000, "an early response");
     assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 429/);
     c.sock.destroy();
   });
@@ -600,7 +600,7 @@ describe("small limits (--max-message-bytes 1024 --max-header-bytes 8192)", () =
     const c = await rawConnect(small.port);
     c.sock.on("error", () => {});
     c.sock.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20000)}\r\n\r\n`);
-    await c.until((st) => st.data.length >= 12, 5000, "a status line");
+    await c.until((st) => st.data.length >= 12, 15000, "a status line");
     assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 431/);
     c.sock.destroy();
     const ok = await h1Request(small.port, { method: "GET", path: "/health", headers: { "x-small": "c".repeat(4000) } });
@@ -677,7 +677,7 @@ describe("idle timeout (--idle-timeout-ms 300)", () => {
     assert.equal(r.status, 200);
     const c = await rawConnect(idle.port);
     c.sock.write(h1Bytes({ path: "/envdtest.Echo/Ticks", headers: { "content-type": "application/connect+json" }, body: envelope(0, '{"count":3,"intervalMs":400}') }));
-    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 5000, "the whole stream");
+    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 15000, "the whole stream");
     const { messages, end } = parseConnectStream(parseH1Responses(c.data).responses[0].body);
     assert.equal(messages.length, 3);
     assert.deepEqual(end, {});
@@ -685,7 +685,7 @@ describe("idle timeout (--idle-timeout-ms 300)", () => {
   });
 
   it("fds return to their start value", async () => {
-    await waitFor(() => idle.openFds() === idleFds, { timeoutMs: 5000, what: `fd count back to ${idleFds}` });
+    await waitFor(() => idle.openFds() === idleFds, { timeoutMs: 15000, what: `fd count back to ${idleFds}` });
   });
 });
 
@@ -698,7 +698,7 @@ describe("after all of the above", () => {
 
   it("the daemon's open fd count returns to its baseline", async () => {
     try {
-      await waitFor(() => envd.openFds() === baselineFds, { timeoutMs: 5000, intervalMs: 50, what: `fd count ${baselineFds}` });
+      await waitFor(() => envd.openFds() === baselineFds, { timeoutMs: 15000, intervalMs: 50, what: `fd count ${baselineFds}` });
     } catch (e) {
       assert.fail(`${e.message}: now ${envd.openFds()} fds:\n${envd.fdTargets().join("\n")}`);
     }

@@ -48,7 +48,7 @@ describe("bidi streaming", () => {
     const done = new Promise((resolve) => call.on("error", resolve));
     call.write({ text: "a" });
     call.write({ text: "fail" });
-    const err = await withTimeout(done, 5000, "the error");
+    const err = await withTimeout(done, 15000, "the error");
     assert.equal(err.code, grpc.status.ABORTED);
     assert.deepEqual(got, ["a"]);
   });
@@ -69,7 +69,7 @@ describe("bidi streaming", () => {
       await waitBytes(5 + '{"text":"x"}'.length);  // the answer, with our request still open
       req.write(envelope(0, '{"text":"y"}'));
       req.end(envelope(2, "{}"));
-      await withTimeout(ended, 5000, "the end of the response");
+      await withTimeout(ended, 15000, "the end of the response");
       const { messages, end } = parseConnectStream(Buffer.concat(chunks));
       assert.deepEqual(messages, [{ text: "x" }, { text: "y" }]);
       assert.deepEqual(end, {});

@@ -285,7 +285,7 @@ describe("HTTP/1.1 heads and bodies (--idle-timeout-ms 400)", () => {
       const c = await rawConnect(envd.port);
       c.sock.on("error", () => {});
       c.sock.write(head);
-      await c.until((st) => st.data.length >= 12, 5000, "a status line");
+      await c.until((st) => st.data.length >= 12, 15000, "a status line");
       assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 431/);
       c.sock.destroy();
     }
@@ -333,7 +333,7 @@ describe("--read-timeout-ms shorter than the idle timeout", () => {
       c.sock.write(body.slice(off, off + 64));
       await delay(100);
     }
-    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 5000, "the response");
+    await c.until((st) => parseH1Responses(st.data).responses.length === 1, 15000, "the response");
     assert.equal(parseH1Responses(c.data).responses[0].status, 200);
     c.sock.destroy();
   });
@@ -349,7 +349,7 @@ describe("HTTP/1.1 framing", () => {
     const c = await rawConnect(envd.port);
     c.sock.on("error", () => {});
     c.sock.write(bytes);
-    await c.until((st) => /\r\n\r\n/.test(st.data.toString("latin1")), 5000, "a response head");
+    await c.until((st) => /\r\n\r\n/.test(st.data.toString("latin1")), 15000, "a response head");
     const closed = await c.waitClosed(3000).then(() => true, () => false);
     c.sock.destroy();
     return { status: Number(c.data.toString("latin1").slice(9, 12)), closed, text: c.data.toString("latin1") };
@@ -406,7 +406,7 @@ describe("open files", () => {
         c.sock.on("error", () => {});
         conns.push(c);
       }
-      await waitFor(() => /accept failed/.test(d.stderr()), { timeoutMs: 5000, what: "an 'accept failed' log line" });
+      await waitFor(() => /accept failed/.test(d.stderr()), { timeoutMs: 15000, what: "an 'accept failed' log line" });
       await delay(600); // with a fixed 50 ms retry, a dozen more lines would be logged by now
       // One episode so far: exactly one line. (Once the clients go, the backlog's connections are
       // accepted and may fill the table again: a new episode with its own line, which is fine.)

@@ -209,7 +209,7 @@ describe("SIGTERM to envd with streams, watches, uploads and downloads in flight
       const dl = await rawConnect(d.port);
       dl.sock.on("error", () => {});
       dl.sock.write(`GET /files?${q({ path: big })} HTTP/1.1\r\nhost: x\r\n\r\n`);
-      await dl.until((s) => s.data.includes("\r\n\r\n"), 5000, "the download's head");
+      await dl.until((s) => s.data.includes("\r\n\r\n"), 15000, "the download's head");
       dl.sock.pause();
       await waitFor(() => openFilesUnder(d.pid, big).length === 1, { what: "the download open" });
 
@@ -221,13 +221,13 @@ describe("SIGTERM to envd with streams, watches, uploads and downloads in flight
       assert.doesNotMatch(d.stderr(), /requests still open after/);
 
       for (const s of [s1, s2]) {
-        const r = await withTimeout(s.done, 5000, "a Start stream's end");
+        const r = await withTimeout(s.done, 15000, "a Start stream's end");
         assert.ok(r.error instanceof ConnectError, `stream ended with ${r.error} / ${JSON.stringify(r.end)}`);
         assert.equal(r.error.code, Code.Unavailable, String(r.error));
         assert.equal(r.error.rawMessage, "envd is shutting down");
         assert.ok(running(s.pid), "a started process keeps running after envd exits");
       }
-      await withTimeout(watchDone, 5000, "the watch's end");
+      await withTimeout(watchDone, 15000, "the watch's end");
       assert.equal(watchError?.code, Code.Unavailable, String(watchError));
       assert.equal(watchError.rawMessage, "envd is shutting down");
 
@@ -283,7 +283,7 @@ describe("misbehaving children", () => {
       assert.equal(s.end, undefined);
       assert.ok(running(s.pid));
       await proc.sendSignal({ process: pidSel(s.pid), signal: 9 });
-      const r = await withTimeout(s.done, 5000, "the end after SIGKILL");
+      const r = await withTimeout(s.done, 15000, "the end after SIGKILL");
       assert.equal(r.error, null, String(r.error));
       assert.equal(r.end?.status, "signal: killed");
       assert.equal(r.end?.exited, false);
@@ -314,7 +314,7 @@ describe("misbehaving children", () => {
       await waitFor(() => s.stderr.includes("err-after-close"), { what: "stderr after stdout closed" });
       assert.equal(s.end, undefined, "the stream did not end at stdout's EOF");
       await proc.sendInput({ process: pidSel(s.pid), input: { input: { case: "stdin", value: Buffer.from("now\n") } } });
-      let r = await withTimeout(s.done, 5000, "end");
+      let r = await withTimeout(s.done, 15000, "end");
       assert.equal(r.error, null, String(r.error));
       assert.equal(r.stdout, "first\n");
       assert.equal(r.stderr, "err-after-close\nbye now\n");
@@ -328,7 +328,7 @@ describe("misbehaving children", () => {
       assert.ok(listed.processes.some((p) => p.pid === s.pid), "still listed");
       assert.equal(s.end, undefined);
       await proc.sendInput({ process: pidSel(s.pid), input: { input: { case: "stdin", value: Buffer.from("x\n") } } });
-      r = await withTimeout(s.done, 5000, "end");
+      r = await withTimeout(s.done, 15000, "end");
       assert.equal(r.error, null, String(r.error));
       assert.equal(r.end?.exitCode, 4);
     }

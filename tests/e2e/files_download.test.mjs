@@ -446,7 +446,7 @@ describe("GET /files", () => {
     const one = `GET ${q({ path: file("nums.txt") })} HTTP/1.1\r\nHost: x\r\n\r\n`;
     const two = `GET ${q({ path: file("empty") })} HTTP/1.1\r\nHost: x\r\n\r\n`;
     c.sock.write(one + two + one);
-    await c.until((s) => parseH1Responses(s.data).responses.length === 3, 5000, "three responses");
+    await c.until((s) => parseH1Responses(s.data).responses.length === 3, 15000, "three responses");
     const rs = parseH1Responses(c.data).responses;
     assert.deepEqual(rs.map((r) => r.status), [200, 200, 200]);
     assert.deepEqual(rs[0].body, nums);

@@ -273,7 +273,7 @@ describe("Start: user, environment, cwd, stdin", () => {
     await client().sendInput({ process: pidSel(bg.pid), input: { input: { case: "stdin", value: Buffer.from("hello ") } } });
     await clients.h1json.sendInput({ process: pidSel(bg.pid), input: { input: { case: "stdin", value: Buffer.from("world") } } });
     await client().closeStdin({ process: pidSel(bg.pid) });
-    const r = await withTimeout(bg.done, 5000, "cat to end");
+    const r = await withTimeout(bg.done, 15000, "cat to end");
     assert.equal(r.stdout, "hello world");
     assert.equal(r.end.exitCode, 0);
 
@@ -322,7 +322,7 @@ describe("Start: user, environment, cwd, stdin", () => {
     const list = await client().list({});
     assert.ok(list.processes.some((p) => p.pid === bg.pid));
     await client().sendSignal({ process: pidSel(bg.pid), signal: 9 });
-    const err = await withTimeout(send, 5000, "SendInput to finish after the kill");
+    const err = await withTimeout(send, 15000, "SendInput to finish after the kill");
     assert.equal(err?.code, Code.Internal);
     assert.match(err.rawMessage, /broken pipe/);
     await bg.done;
@@ -430,7 +430,7 @@ describe("Connect, List, retention, signals", () => {
     const bg = await startBackground(client(), { process: { cmd: "/bin/bash", args: ["-c", "sleep 100 & sleep 100"] } });
     await waitFor(() => groupMembers(bg.pid).length >= 3, { what: "bash and two sleeps" });
     await client().sendSignal({ process: pidSel(bg.pid), signal: 9 });
-    const r = await withTimeout(bg.done, 5000, "end after kill");
+    const r = await withTimeout(bg.done, 15000, "end after kill");
     assert.equal(r.end.status, "signal: killed");
     await waitFor(() => groupMembers(bg.pid).length === 0, { timeoutMs: 3000, what: "nothing left in the group" });
   });
@@ -443,7 +443,7 @@ describe("Connect, List, retention, signals", () => {
     await client().sendSignal({ process: pidSel(bg.pid), signal: 18 }); // SIGCONT
     await delay(100);
     await client().sendSignal({ process: pidSel(bg.pid), signal: 10 }); // SIGUSR1
-    const r = await withTimeout(bg.done, 5000, "end after USR1");
+    const r = await withTimeout(bg.done, 15000, "end after USR1");
     assert.match(r.stdout, /usr1/);
     assert.equal(r.end.exitCode, 7);
     const bg2 = await startBackground(client(), { process: { cmd: "sleep", args: ["30"] } });
@@ -476,7 +476,7 @@ describe("better than envd: output", () => {
     const sock = await rawConnect(envd.port);
     const body = envelope(0, JSON.stringify({ process: { cmd: "seq", args: ["1", String(n)] } }));
     sock.sock.write(h1Bytes({ path: "/process.Process/Start", headers: { "content-type": "application/connect+json" }, body }));
-    await sock.until((s) => s.data.length > 0, 5000, "first bytes");
+    await sock.until((s) => s.data.length > 0, 15000, "first bytes");
     sock.sock.pause();
     await delay(STALL_MS * 2);
     sock.sock.resume();
@@ -503,7 +503,7 @@ describe("better than envd: output", () => {
     const sock = await rawConnect(envd.port);
     const body = envelope(0, JSON.stringify({ process: { cmd: "yes", args: ["stalled-test-line"] } }));
     sock.sock.write(h1Bytes({ path: "/process.Process/Start", headers: { "content-type": "application/connect+json" }, body }));
-    await sock.until((s) => s.data.toString("latin1").includes('"pid"'), 5000, "start event");
+    await sock.until((s) => s.data.toString("latin1").includes('"pid"'), 15000, "start event");
     const pid = Number(/"pid":(\d+)/.exec(sock.data.toString("latin1"))[1]);
     sock.sock.pause();
     await delay(500); // let the socket buffers and the queue fill
@@ -535,10 +535,10 @@ describe("better than envd: output", () => {
     assert.ok(r.error, "the aborted stream ends with an error");
     await delay(100);
     assert.ok((await client().list({})).processes.some((p) => p.pid === bg.pid), "process still listed after disconnect");
-    await waitFor(() => existsSync(`/tmp/envd-e2e-disconnect.${bg.pid}`), { timeoutMs: 5000, what: "the process to finish its work" });
+    await waitFor(() => existsSync(`/tmp/envd-e2e-disconnect.${bg.pid}`), { timeoutMs: 15000, what: "the process to finish its work" });
     unlinkSync(`/tmp/envd-e2e-disconnect.${bg.pid}`);
     await waitFor(async () => !(await client().list({})).processes.some((p) => p.pid === bg.pid), { what: "the process to end" });
-    await waitFor(() => envd.openFds() <= baseline, { timeoutMs: 5000, what: `fds back to ${baseline} (now ${envd.openFds()}: ${envd.fdTargets().join(", ")})` });
+    await waitFor(() => envd.openFds() <= baseline, { timeoutMs: 15000, what: `fds back to ${baseline} (now ${envd.openFds()}: ${envd.fdTargets().join(", ")})` });
   });
 
   it("200 concurrent commands", async () => {
@@ -572,7 +572,7 @@ describe("StreamInput (client stream, h2)", () => {
       }
       await clients[name].streamInput(input());
       await client().closeStdin({ process: pidSel(bg.pid) });
-      const r = await withTimeout(bg.done, 5000, "cat to end");
+      const r = await withTimeout(bg.done, 15000, "cat to end");
       assert.equal(r.stdout, `one-${name} two`);
     }
   });
@@ -607,7 +607,7 @@ describe("PTY", () => {
     const until = (re, what) => withTimeout(new Promise((resolve) => {
       const check = () => (re.test(buf) ? resolve() : waiters.push(check));
       check();
-    }), 5000, what);
+    }), 15000, what);
     const send = (s) => client().sendInput({ process: pidSel(bg.pid), input: { input: { case: "pty", value: Buffer.from(s) } } });
 
     await send("trap 'echo WINCH-$(stty size)' WINCH; stty size; tty; echo $((6*7))\n");
@@ -628,7 +628,7 @@ describe("PTY", () => {
     assert.match(e2.rawMessage, /^error writing to stdin: tty assigned to process/);
 
     await client().sendSignal({ process: pidSel(bg.pid), signal: 9 });
-    const r = await withTimeout(bg.done, 5000, "PTY end");
+    const r = await withTimeout(bg.done, 15000, "PTY end");
     assert.equal(r.end.status, "signal: killed");
     assert.equal(r.stdout, "");
     assert.ok(r.pty.length > 0);

@@ -60,7 +60,7 @@ describe("request scope", () => {
       c.sock.write("GET /__test/wait-cancel HTTP/1.1\r\nHost: x\r\n\r\n");
       await waitFor(async () => (await scopeStats(d)).started === 1, { what: "handler started" });
       d.child.kill("SIGTERM");
-      await c.until((s) => s.data.toString("latin1").includes("\r\n\r\n"), 5000, "a response");
+      await c.until((s) => s.data.toString("latin1").includes("\r\n\r\n"), 15000, "a response");
       assert.match(c.data.toString("latin1"), /^HTTP\/1\.1 503 /);
       // Well before the 60 s shutdown timeout: the request ended when it was cancelled.
       const exit = await d.stop();

@@ -57,7 +57,7 @@ function watch(fs, req, { headers, onEvent } = {}) {
 
 async function startedWatch(fs, req, opts) {
   const w = watch(fs, req, opts);
-  await withTimeout(w.started, 5000, "start event");
+  await withTimeout(w.started, 15000, "start event");
   if (w.ended) throw w.error ?? new Error("stream ended before start");
   return w;
 }
@@ -193,7 +193,7 @@ describe("WatchDir", () => {
   it("the deadline ends the stream with deadline_exceeded", async () => {
     const d = freshDir();
     const w = watch(fs, { path: d }, { headers: { "connect-timeout-ms": "300" } });
-    await withTimeout(w.done, 5000, "stream end");
+    await withTimeout(w.done, 15000, "stream end");
     assert.equal(w.error?.code, Code.DeadlineExceeded, String(w.error));
   });
 
@@ -263,7 +263,7 @@ describe("bounds", () => {
     const good = watch(fsClient(small, { httpVersion: "2", useBinaryFormat: true }), { path: d }, {
       onEvent: (e) => { if (e.type === ET.CREATE) goodCreates++; },
     });
-    await withTimeout(good.started, 5000, "second watcher start");
+    await withTimeout(good.started, 15000, "second watcher start");
     // Paced so that the reading watcher (same bound of 100) never has more than 80 queued, while
     // the stalled one's socket buffers and queue fill.
     const prefix = `stall-${"x".repeat(200)}-`; // long names fill the stalled client's socket buffers sooner
@@ -350,7 +350,7 @@ describe("polling watchers", () => {
         const err = await errOf(qfs.getWatcherEvents({ watcherId }).then(() => delay(50)).then(() => { throw new Error("still there"); }))
           .catch(() => null);
         return err && err.code === Code.FailedPrecondition ? err : null;
-      }, { what: "eviction", timeoutMs: 5000, intervalMs: 300 });
+      }, { what: "eviction", timeoutMs: 15000, intervalMs: 300 });
       assert.match(e.rawMessage, new RegExp(`^watcher ${watcherId} was evicted after \\d+ s without GetWatcherEvents$`));
       assert.equal(fdCounts(quick.pid).watches, 0);
     } finally {
