@@ -31,7 +31,7 @@ void touch(const std::string& p) { ::close(::open(p.c_str(), O_CREAT | O_WRONLY 
 
 template <class Pred>
 bool run_until(boost::asio::io_context& io, Pred pred) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (!pred() && std::chrono::steady_clock::now() < end) {
     io.restart();
     io.run_for(std::chrono::milliseconds(10));
