@@ -163,5 +163,5 @@ test('pty: timeoutMs limits the session: wait() raises TimeoutError and the shel
   const e = await rejection(() => h.wait());
   assert.ok(e instanceof TimeoutError, `expected TimeoutError, got ${e}`);
   assert.ok(Date.now() - t0 < 30_000);  // vs never (a shell waits for input)
-  await waitFor(async () => !(await listed(h.pid)), { timeoutMs: 5_000, what: 'the PTY to leave the list' });
+  await waitFor(async () => !(await listed(h.pid)), { timeoutMs: 15_000, what: 'the PTY to leave the list' });
 });
