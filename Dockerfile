@@ -5,7 +5,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . .
-RUN bash scripts/setup.sh \
+RUN bash scripts/setup.sh --build \
  && cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DENVD_STATIC=ON -DENVD_TESTS=OFF \
  && cmake --build build --target envd
 

@@ -2,18 +2,25 @@
 # Installs every Debian bookworm package envd's build and tests need. Idempotent: re-running
 # installs nothing that is already present. As root it runs apt-get itself (a fresh
 # debian:bookworm container has no sudo); as another user it needs sudo, and only when something
-# is missing.
+# is missing. `--build`: only what building the envd binary needs (the Dockerfile's build stage,
+# `scripts/dev run`), without the test clients, systemd and debootstrap.
 set -euo pipefail
+
+build_only=0
+if [ "${1:-}" = "--build" ]; then build_only=1; fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-pkgs=(
-  build-essential g++ cmake ninja-build ccache pkg-config clang-format
-  clang libclang-rt-14-dev
+build_pkgs=(
+  build-essential g++ cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-system1.81-dev
   libnghttp2-dev libprotobuf-dev protobuf-compiler zlib1g-dev
-  nlohmann-json3-dev libspdlog-dev libfmt-dev doctest-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev
+)
+pkgs=(
+  "${build_pkgs[@]}" clang-format doctest-dev
+  clang libclang-rt-14-dev
   curl nghttp2-client nodejs npm python3 python3-venv passwd util-linux
   # The SDK tests' sandbox is like an E2B template: `git` and `python` on PATH, `sudo` for `user`
   # (tests/sdk/install.sh creates the user and its sudoers entry).
@@ -22,6 +29,8 @@ pkgs=(
   # debootstrap chroot in which the Dockerfile's runtime stage is checked.
   systemd debootstrap
 )
+
+if [ "$build_only" = 1 ]; then pkgs=("${build_pkgs[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
