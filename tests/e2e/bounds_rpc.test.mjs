@@ -259,9 +259,12 @@ describe("the event loop during a burst of Starts (the smaller item: keep every 
   // with load average 12; 28-50 ms wall and 5.5-5.8 ms of CPU at load 1). The bound is on
   // the loop thread's CPU time, which a loaded machine does not stretch (the wall-clock lag went
   // to 753 ms once at load 16 with the fix in place): it fails a loop that runs the burst in one
-  // turn, not a machine that is busy.
+  // turn, not a machine that is busy. Under ASan+UBSan every turn costs several times more CPU:
+  // 310 ms was measured once with two builds beside it (each frame batch of one socket read is
+  // still handled in one turn), so its bound is 1000 ms; the regression this guards against is
+  // caught by the release build's bound (360 ms of CPU without the gate vs 100 ms).
   const N = 1000;
-  const BOUND_MS = SANITIZED ? 300 : 100;
+  const BOUND_MS = SANITIZED ? 1000 : 100;
   let envd;
   before(async () => {
     // The default (250 concurrent h2 streams) would refuse 750 of them: allow the whole burst.
