@@ -127,7 +127,19 @@ class BodyPuller {
     ex_.scope().forget(cancel_id_);
   }
 
+  // Appends the next piece (at most max bytes) to `out`.
   awaitable<Pull> next(std::string& out, std::size_t max) {
+    co_return co_await pull_with([&]() { return ex_.read_body(out, max); });
+  }
+  // Stores the next piece (at most cap bytes) at dst; `got` is its length.
+  awaitable<Pull> next_into(char* dst, std::size_t cap, std::size_t& got) {
+    got = 0;
+    co_return co_await pull_with([&]() { return ex_.read_body_into(dst, cap, got); });
+  }
+
+ private:
+  template <class Read>
+  awaitable<Pull> pull_with(Read read) {
     if (ended_) co_return Pull::end;
     if (ex_.scope().cancelled()) co_return Pull::gone;
     const std::uint64_t gen = ++st_->gen;
@@ -142,7 +154,7 @@ class BodyPuller {
     st_->reading = true;
     http::BodyRead r = http::BodyRead::error;
     try {
-      r = co_await asio::co_spawn(ex_.executor(), ex_.read_body(out, max),
+      r = co_await asio::co_spawn(ex_.executor(), read(),
                                   asio::bind_cancellation_slot(st_->signal.slot(), asio::use_awaitable));
     } catch (const boost::system::system_error&) {
       r = http::BodyRead::error;
@@ -158,7 +170,6 @@ class BodyPuller {
     }
   }
 
- private:
   struct State {
     explicit State(const asio::any_io_executor& ex) : timer(ex) {}
     asio::steady_timer timer;
@@ -201,6 +212,7 @@ class Upload {
   awaitable<std::optional<WriteFailure>> wait_write();
   // Waits for the write in flight if it reads from `buf`, before `buf` is refilled.
   awaitable<void> release(const std::string& buf);
+  awaitable<void> release(const char* buf, std::size_t size);
   // After a piece was handed to write(): the next pull fills the other buffer.
   void swap_buffers();
   awaitable<std::optional<WriteFailure>> commit();
@@ -233,20 +245,24 @@ class Upload {
   // The body buffers are shared with the write in flight, so that they outlive this object if the
   // request is cancelled while a pool thread still reads one of them.
   struct Buffers {
-    std::string in, in_spare, decoded, decoded_spare;
+    std::string in, decoded, decoded_spare;
+    // Raw bodies: pieces read straight into these (no zero fill), allocated at the first piece.
+    std::unique_ptr<char[]> raw, raw_spare;
   };
   std::shared_ptr<Buffers> bufs_ = std::make_shared<Buffers>();
-  std::string& in_ = bufs_->in;  // raw body bytes
+  std::string& in_ = bufs_->in;  // gzip: compressed body bytes
   std::size_t in_off_ = 0;       // gzip: how much of in_ the inflater consumed
   bool inflate_pending_ = false;
   bool body_ended_ = false;
   std::string& decoded_ = bufs_->decoded;  // inflated bytes (gzip only)
   std::string_view chunk_;                 // what pull() produced: into in_ or decoded_
-  std::string& in_spare_ = bufs_->in_spare;
+  std::unique_ptr<char[]>& raw_ = bufs_->raw;
+  std::unique_ptr<char[]>& raw_spare_ = bufs_->raw_spare;
+  std::size_t raw_cap_ = 0;  // the size of raw_ and raw_spare_
   std::string& decoded_spare_ = bufs_->decoded_spare;
   struct PendingWrite {
     explicit PendingWrite(const asio::any_io_executor& ex) : event(ex) {}
-    const char* base = nullptr;  // the bytes it writes (inside in_/in_spare_/decoded_/...)
+    const char* base = nullptr;  // the bytes it writes (inside raw_/raw_spare_/decoded_/...)
     std::optional<WriteFailure> result;
     bool done = false;
     Event event;
@@ -325,8 +341,10 @@ awaitable<std::optional<WriteFailure>> Upload::wait_write() {
   co_return write_failure_;
 }
 
-awaitable<void> Upload::release(const std::string& buf) {
-  if (pending_ && pending_->base >= buf.data() && pending_->base < buf.data() + buf.capacity()) co_await wait_write();
+awaitable<void> Upload::release(const std::string& buf) { co_await release(buf.data(), buf.capacity()); }
+
+awaitable<void> Upload::release(const char* buf, std::size_t size) {
+  if (pending_ && pending_->base >= buf && pending_->base < buf + size) co_await wait_write();
 }
 
 awaitable<std::optional<WriteFailure>> Upload::write(std::string_view data) {
@@ -339,7 +357,7 @@ void Upload::swap_buffers() {
   if (gzip_)
     std::swap(decoded_, decoded_spare_);
   else
-    std::swap(in_, in_spare_);
+    std::swap(raw_, raw_spare_);
 }
 
 awaitable<std::optional<WriteFailure>> Upload::commit() {
@@ -396,20 +414,31 @@ constexpr std::size_t kFillReadyBytes = 4096;
 
 awaitable<Pull> Upload::pull() {
   if (!gzip_) {
-    co_await release(in_);
-    in_.clear();
-    Pull p = co_await body_.next(in_, opts_.read_chunk_bytes);
-    // HTTP/1.1 hands out what one socket read got (at most 64 KiB), and every piece costs a
-    // write handed to the pool and back. While the previous write still runs and more body is
-    // already there (no wait for the client), fill this piece up to read_chunk_bytes: fewer,
-    // larger writes (bench files row, HTTP/1.1 upload). A slow client's bytes still go out as
-    // they come.
-    while (p == Pull::data && in_.size() < opts_.read_chunk_bytes && pending_ && !pending_->done &&
-           ex_.body_bytes_ready() >= kFillReadyBytes) {
-      p = co_await body_.next(in_, opts_.read_chunk_bytes - in_.size());
+    if (!raw_) {
+      // A body known to be small gets a buffer its size (an upload of a few bytes does not
+      // allocate read_chunk_bytes twice).
+      raw_cap_ = opts_.read_chunk_bytes;
+      if (content_length_ && *content_length_ < raw_cap_) raw_cap_ = std::max<std::size_t>(*content_length_, 4096);
+      raw_ = std::make_unique_for_overwrite<char[]>(raw_cap_);
+      raw_spare_ = std::make_unique_for_overwrite<char[]>(raw_cap_);
     }
-    if (p == Pull::end && !in_.empty()) p = Pull::data;  // the end comes at the next pull
-    chunk_ = in_;
+    co_await release(raw_.get(), raw_cap_);
+    char* buf = raw_.get();
+    std::size_t len = 0, got = 0;
+    Pull p = co_await body_.next_into(buf, raw_cap_, got);
+    len += got;
+    // One read hands out what the socket holds (HTTP/1.1 with Content-Length: up to the whole
+    // buffer; chunked: at most 64 KiB through Beast), and every piece costs a write handed to the
+    // pool and back. While the previous write still runs and more body is already there (no
+    // wait for the client), fill this piece up to read_chunk_bytes: fewer, larger writes (bench
+    // files row, HTTP/1.1 upload). A slow client's bytes still go out as they come.
+    while (p == Pull::data && len < raw_cap_ && pending_ && !pending_->done &&
+           ex_.body_bytes_ready() >= kFillReadyBytes) {
+      p = co_await body_.next_into(buf + len, raw_cap_ - len, got);
+      len += got;
+    }
+    if (p == Pull::end && len > 0) p = Pull::data;  // the end comes at the next pull
+    chunk_ = std::string_view(buf, len);
     co_return p;
   }
   // gzip: inflate into a fixed buffer, one piece per call, so a small body that inflates to a
@@ -596,15 +625,15 @@ awaitable<void> Upload::run() {
 
 awaitable<void> Upload::run_request() {
   const auto& head = ex_.request();
-  // Heap buffers from the start: swapping them then swaps their storage, and views into a piece
-  // in flight stay valid (a short string would live inside the object and move with it).
-  in_.reserve(opts_.read_chunk_bytes);
-  in_spare_.reserve(opts_.read_chunk_bytes);
   // Order as envd checks: Content-Encoding, metadata, Content-Type, then the path.
   std::string encoding = lower_trim(head.header("content-encoding").value_or(""));
   if (encoding == "gzip") {
     gzip_ = true;
     inflater_ = std::make_unique<rest::GzipInflater>();
+    // Heap buffers from the start: swapping them then swaps their storage, and views into a
+    // piece in flight stay valid (a short string would live inside the object and move with it).
+    // Raw bodies use raw_ and raw_spare_ (pull()).
+    in_.reserve(opts_.read_chunk_bytes);
     decoded_.reserve(kInflateChunk);
     decoded_spare_.reserve(kInflateChunk);
   } else if (!encoding.empty() && encoding != "identity") {

@@ -19,7 +19,7 @@ namespace envd::fs {
 
 struct UploadOptions {
   std::chrono::milliseconds idle_timeout{60'000};  // --upload-idle-timeout-ms
-  std::size_t read_chunk_bytes = 256 * 1024;       // asked of the transport per read (two buffers)
+  std::size_t read_chunk_bytes = 1024 * 1024;      // asked of the transport per read (two buffers)
   std::size_t max_compose_body_bytes = 1u << 20;   // --max-compose-body-bytes (larger → 413)
   ArchiveOptions archive{};                        // POST of an application/x-tar body (--archive-* flags)
 };

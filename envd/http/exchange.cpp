@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 
 #include "envd/ascii.h"
 #include "envd/blocking.h"
@@ -30,6 +31,16 @@ asio::awaitable<BodyRead> Exchange::read_body_some(std::string_view& piece, std:
   piece_buf_.clear();  // keeps its capacity: no allocation per piece
   auto r = co_await read_body(piece_buf_, max_bytes);
   piece = piece_buf_;
+  co_return r;
+}
+
+asio::awaitable<BodyRead> Exchange::read_body_into(char* dst, std::size_t cap, std::size_t& got) {
+  got = 0;
+  if (cap == 0) co_return BodyRead::error;  // no room: a caller's bug, never a spin
+  std::string_view piece;
+  auto r = co_await read_body_some(piece, cap);
+  got = std::min(piece.size(), cap);
+  if (got > 0) std::memcpy(dst, piece.data(), got);
   co_return r;
 }
 

@@ -63,6 +63,11 @@ class Exchange {
   // straight into a buffer the exchange reuses (HTTP/1.1: the parser writes into it), so a
   // handler can hand the view to a pool job that writes it to disk without copying it first.
   virtual asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes);
+  // Caller-owned variant for uploads: stores the next piece of the body (at most cap bytes, cap
+  // > 0) at dst and sets `got` to its length (0 unless data). Nothing is zero-filled, and
+  // HTTP/1.1 reads a Content-Length body from the socket straight into dst, as much as is there
+  // up to cap (one copy, kernel → dst).
+  virtual asio::awaitable<BodyRead> read_body_into(char* dst, std::size_t cap, std::size_t& got);
   // Request bytes that a read_body would get now without waiting for the client (a lower bound:
   // 0 when unknown). Lets an upload fill a larger piece only while that costs no wait.
   virtual std::size_t body_bytes_ready() const { return 0; }

@@ -121,7 +121,8 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
   std::size_t take(std::string_view body, boost::system::error_code& ec) {
     std::size_t n = std::min(body.size(), space);
-    if (n > 0) std::memcpy(out, body.data(), n);
+    // Bytes read straight into the destination (Http1Exchange::read_into) are already in place.
+    if (n > 0 && out != body.data()) std::memcpy(out, body.data(), n);
     out += n;
     space -= n;
     if (n < body.size()) ec = bhttp::error::need_buffer;  // the caller reads on with a new buffer
@@ -196,64 +197,33 @@ class Http1Exchange final : public Exchange {
   asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override {
     if (body_done_) co_return BodyRead::end;
     if (closed_) co_return BodyRead::error;
-    if (expects_continue_ && !continue_sent_) {
-      continue_sent_ = true;
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      boost::system::error_code ec;
-      co_await asio::async_write(stream_.socket(), asio::buffer(kContinue.data(), kContinue.size()),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return mark_closed(), BodyRead::error;
-    }
-    if (max_bytes == 0) max_bytes = 1;
-    // A Content-Length body never yields more than what is left of it: a small body (a Start's)
-    // does not size `out` for max_bytes.
-    const auto remaining = parser_.content_length_remaining();
-    if (remaining && *remaining < max_bytes) max_bytes = std::max<std::size_t>(*remaining, 1);
+    max_bytes = clamp_read(max_bytes);
     // Beast reads the socket into buf_ in pieces of its free capacity (512 bytes after a small
     // head): give a large body room for 64 KiB reads, and take it back once the body is read. A
-    // body whose rest is small (or already buffered) never gets it.
-    if (max_bytes >= 4096 && (!remaining || *remaining >= buf_.size() + 4096) && buf_.capacity() < kBodyReadBytes) {
+    // body whose rest is small (or already buffered) never gets it. A Content-Length body read
+    // straight from the socket (read_into) does not need it.
+    const auto remaining = parser_.content_length_remaining();
+    if (max_bytes >= 4096 && !direct_ok() && (!remaining || *remaining >= buf_.size() + 4096) &&
+        buf_.capacity() < kBodyReadBytes) {
       buf_.reserve(kBodyReadBytes);
     }
-    // One read yields at most what buf_ holds and has room for: resize() zero-fills `out`, so it
-    // is not grown (and filled) past that (bench: a 1 GiB upload spent 7 % of its time in memset).
-    max_bytes = std::min(max_bytes, std::max<std::size_t>(buf_.capacity(), 4096));
+    // resize() zero-fills `out`, so it is not grown (and filled) past what one read can yield:
+    // what buf_ holds and has room for, or kBodyReadBytes from the socket (bench: a 1 GiB upload
+    // spent 7 % of its time in memset). read_body_into has no such cost.
+    max_bytes = std::min(max_bytes, std::max<std::size_t>(direct_ok() ? kBodyReadBytes : buf_.capacity(), 4096));
     std::size_t old = out.size();
     out.resize(old + max_bytes);
     std::size_t got = 0;
-    while (got == 0 && !parser_.is_done()) {
-      parser_.out = out.data() + old;
-      parser_.space = max_bytes;
-      boost::system::error_code ec;
-      clock_.arm(stream_);
-      co_await bhttp::async_read_some(stream_, buf_, parser_, asio::redirect_error(asio::use_awaitable, ec));
-      got = max_bytes - parser_.space;
-      clock_.account(stream_, got);
-      if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec) {
-        out.resize(old);
-        body_failed_ = true;
-        if (is_parse_error(ec) && !head_sent_) {
-          // A malformed body is the client's error: say so (400) before closing.
-          log::debug("http", "bad HTTP/1.1 request body: " + ec.message());
-          head_sent_ = true;
-          response_status_ = 400;
-          co_await write_plain_error(stream_.socket(), 400, "Bad Request");
-        }
-        // Cancelled by the handler (an upload's idle bound): the client is still there and gets
-        // the handler's answer; the connection closes after it, as the body was not read.
-        if (ec != asio::error::operation_aborted) mark_closed();
-        co_return BodyRead::error;
-      }
-    }
+    auto r = co_await read_into(out.data() + old, max_bytes, got);
     out.resize(old + got);
-    if (parser_.is_done()) {
-      body_done_ = true;
-      if (buf_.capacity() >= kBodyReadBytes && buf_.size() < 4096) buf_.shrink_to_fit();
-      start_watch();
-    }
-    if (got > 0) co_return BodyRead::data;
-    co_return BodyRead::end;
+    co_return r;
+  }
+
+  asio::awaitable<BodyRead> read_body_into(char* dst, std::size_t cap, std::size_t& got) override {
+    got = 0;
+    if (body_done_) co_return BodyRead::end;
+    if (closed_ || cap == 0) co_return BodyRead::error;  // cap 0: a caller's bug, never a spin
+    co_return co_await read_into(dst, clamp_read(cap), got);
   }
 
   asio::awaitable<bool> write_head(ResponseHead head) override {
@@ -489,6 +459,83 @@ class Http1Exchange final : public Exchange {
   void watch_finished() {
     watching_ = false;
     watch_done_.set();
+  }
+
+  // A Content-Length body never yields more than what is left of it: a small body (a Start's)
+  // does not size a buffer for max_bytes.
+  std::size_t clamp_read(std::size_t max_bytes) const {
+    if (max_bytes == 0) max_bytes = 1;
+    const auto remaining = parser_.content_length_remaining();
+    if (remaining && *remaining < max_bytes) max_bytes = std::max<std::size_t>(*remaining, 1);
+    return max_bytes;
+  }
+
+  // Once Beast's buffer holds no more of a Content-Length body, the rest is read from the socket
+  // straight into the caller's buffer (no copy through buf_, reads as large as the caller's
+  // buffer), then handed to the parser in place so that it counts it (RequestParser::take does
+  // not copy bytes onto themselves). Chunked bodies always go through Beast (their framing).
+  bool direct_ok() const {
+    return !parser_.is_done() && !parser_.chunked() && parser_.content_length_remaining().has_value() &&
+           buf_.size() == 0;
+  }
+
+  // The next piece of body into dst[0, max_bytes): got > 0 (data), or end, or error.
+  asio::awaitable<BodyRead> read_into(char* dst, std::size_t max_bytes, std::size_t& got) {
+    got = 0;
+    if (expects_continue_ && !continue_sent_) {
+      continue_sent_ = true;
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      boost::system::error_code ec;
+      co_await asio::async_write(stream_.socket(), asio::buffer(kContinue.data(), kContinue.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return mark_closed(), BodyRead::error;
+    }
+    while (got == 0 && !parser_.is_done()) {
+      boost::system::error_code ec;
+      clock_.arm(stream_);
+      if (direct_ok()) {
+        std::size_t n = co_await stream_.async_read_some(asio::buffer(dst, max_bytes),
+                                                         asio::redirect_error(asio::use_awaitable, ec));
+        clock_.account(stream_, n);
+        if (!ec && n > 0) {
+          parser_.out = dst;
+          parser_.space = n;
+          parser_.put(asio::buffer(dst, n), ec);
+          got = n - parser_.space;
+        } else if (ec == asio::error::eof) {
+          ec = bhttp::error::partial_message;  // the client closed before the whole body
+        }
+      } else {
+        parser_.out = dst;
+        parser_.space = max_bytes;
+        co_await bhttp::async_read_some(stream_, buf_, parser_, asio::redirect_error(asio::use_awaitable, ec));
+        got = max_bytes - parser_.space;
+        clock_.account(stream_, got);
+        if (ec == bhttp::error::need_buffer) ec = {};
+      }
+      if (ec) {
+        got = 0;
+        body_failed_ = true;
+        if (is_parse_error(ec) && !head_sent_) {
+          // A malformed body is the client's error: say so (400) before closing.
+          log::debug("http", "bad HTTP/1.1 request body: " + ec.message());
+          head_sent_ = true;
+          response_status_ = 400;
+          co_await write_plain_error(stream_.socket(), 400, "Bad Request");
+        }
+        // Cancelled by the handler (an upload's idle bound): the client is still there and gets
+        // the handler's answer; the connection closes after it, as the body was not read.
+        if (ec != asio::error::operation_aborted) mark_closed();
+        co_return BodyRead::error;
+      }
+    }
+    if (parser_.is_done()) {
+      body_done_ = true;
+      if (buf_.capacity() >= kBodyReadBytes && buf_.size() < 4096) buf_.shrink_to_fit();
+      start_watch();
+    }
+    if (got > 0) co_return BodyRead::data;
+    co_return BodyRead::end;
   }
 
   beast::tcp_stream& stream_;

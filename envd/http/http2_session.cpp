@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <map>
 #include <memory>
 
@@ -39,6 +40,7 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   asio::any_io_executor executor() const override;
   asio::awaitable<BodyRead> read_body(std::string& out, std::size_t max_bytes) override;
   asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes) override;
+  asio::awaitable<BodyRead> read_body_into(char* dst, std::size_t cap, std::size_t& got) override;
   void return_credit(std::size_t n);
   asio::awaitable<bool> write_head(ResponseHead head) override;
   asio::awaitable<bool> write_body(std::string data) override;
@@ -176,6 +178,24 @@ asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_
       out.append(in_, 0, n);
       in_.erase(0, n);
       return_credit(n);
+      co_return BodyRead::data;
+    }
+    if (in_end_) co_return BodyRead::end;
+    if (closed_ || session_->dead()) co_return BodyRead::error;
+    co_await io_.wait_pulse();
+  }
+}
+
+// One copy out of the received bytes into the caller's buffer (no zero fill of a string first).
+asio::awaitable<BodyRead> H2Stream::read_body_into(char* dst, std::size_t cap, std::size_t& got) {
+  got = 0;
+  for (;;) {
+    if (!in_.empty()) {
+      if (cap == 0) co_return BodyRead::error;  // no room: a caller's bug, never a spin
+      got = std::min(cap, in_.size());
+      std::memcpy(dst, in_.data(), got);
+      in_.erase(0, got);
+      return_credit(got);
       co_return BodyRead::data;
     }
     if (in_end_) co_return BodyRead::end;
