@@ -1,5 +1,9 @@
 #include "envd/base64.h"
 
+#include <array>
+#include <cstdint>
+#include <cstring>
+
 namespace envd {
 
 std::optional<std::string> base64_decode(std::string_view in, Base64 kind) {
@@ -56,6 +60,58 @@ std::string base64_encode(std::string_view in, bool pad) {
     if (!pad) out.erase(out.find('='));
   }
   return out;
+}
+
+namespace {
+
+constexpr char kStdAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Every 12-bit value as its two base64 characters.
+constexpr std::array<char, 2 * 4096> make_pairs() {
+  std::array<char, 2 * 4096> t{};
+  for (unsigned v = 0; v < 4096; ++v) {
+    t[2 * v] = kStdAlphabet[v >> 6];
+    t[2 * v + 1] = kStdAlphabet[v & 63];
+  }
+  return t;
+}
+constexpr std::array<char, 2 * 4096> kPairs = make_pairs();
+
+}  // namespace
+
+void base64_append(std::string& out, std::string_view in) {
+  const std::size_t at = out.size();
+  out.resize(at + (in.size() + 2) / 3 * 4);
+  char* o = out.data() + at;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  std::size_t n = in.size();
+  // Four groups (12 input bytes) a step: an unrolled loop the compiler schedules well.
+  while (n >= 12) {
+    for (int g = 0; g < 4; ++g) {
+      const unsigned v = unsigned{p[0]} << 16 | unsigned{p[1]} << 8 | p[2];
+      std::memcpy(o, &kPairs[2 * (v >> 12)], 2);
+      std::memcpy(o + 2, &kPairs[2 * (v & 0xFFF)], 2);
+      p += 3;
+      o += 4;
+    }
+    n -= 12;
+  }
+  while (n >= 3) {
+    const unsigned v = unsigned{p[0]} << 16 | unsigned{p[1]} << 8 | p[2];
+    std::memcpy(o, &kPairs[2 * (v >> 12)], 2);
+    std::memcpy(o + 2, &kPairs[2 * (v & 0xFFF)], 2);
+    p += 3;
+    o += 4;
+    n -= 3;
+  }
+  if (n > 0) {
+    unsigned v = unsigned{p[0]} << 16;
+    if (n == 2) v |= unsigned{p[1]} << 8;
+    o[0] = kStdAlphabet[v >> 18];
+    o[1] = kStdAlphabet[(v >> 12) & 63];
+    o[2] = n == 2 ? kStdAlphabet[(v >> 6) & 63] : '=';
+    o[3] = '=';
+  }
 }
 
 bool Base64Stream::feed(std::string_view in, std::string& out) {
