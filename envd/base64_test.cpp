@@ -54,3 +54,20 @@ TEST_CASE("base64: a stream of padded segments in pieces of any size") {
   CHECK(partial.feed("Zm9vY", out));
   CHECK_FALSE(partial.complete());
 }
+
+TEST_CASE("base64_append: the same text as base64_encode, appended, for every length and byte") {
+  std::string in;
+  for (int i = 0; i < 600; ++i) in.push_back(static_cast<char>((i * 131 + 7) & 0xFF));
+  for (std::size_t n = 0; n <= in.size(); ++n) {
+    std::string_view piece = std::string_view(in).substr(in.size() - n);
+    std::string out = "prefix";
+    envd::base64_append(out, piece);
+    REQUIRE(out == "prefix" + envd::base64_encode(piece));
+  }
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  std::string out;
+  envd::base64_append(out, all);
+  CHECK(out == envd::base64_encode(all));
+  CHECK(base64_decode(out, Base64::standard) == all);
+}

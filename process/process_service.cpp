@@ -21,6 +21,7 @@
 #include "envd/rpc/stream_loop.h"
 #include "process.pb.h"
 #include "process/cgroups.h"
+#include "process/output_json.h"
 #include "process/process.h"
 #include "process/spawn_gate.h"
 #include "pty/pty.h"
@@ -584,6 +585,7 @@ void register_service(rpc::Registry& registry, SandboxState& state, const Servic
   registry.add_service(std::string(kService),
                        [] { return pb::StartRequest::descriptor()->file()->FindServiceByName("Process"); });
   auto svc = std::make_shared<ProcessService>(state, config);
+  register_output_json_encoders();  // Start/Connect data events in Connect JSON, written directly
   registry.server_stream<pb::StartRequest, pb::StartResponse>(
       kService, "Start", [svc](auto& ctx, const auto& req, auto& out) { return svc->start(ctx, req, out); });
   registry.server_stream<pb::ConnectRequest, pb::ConnectResponse>(

@@ -6,6 +6,7 @@
 #include "envd/rest/gzip.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -222,20 +223,68 @@ Status decode_message(Codec codec, std::string_view data, google::protobuf::Mess
   return {};
 }
 
-std::string encode_message(Codec codec, const google::protobuf::Message& msg) {
-  std::string out;
-  if (codec == Codec::proto) {
-    msg.SerializeToString(&out);
-    return out;
+namespace {
+
+struct JsonEncoders {
+  std::mutex mu;
+  std::vector<std::pair<std::string, JsonEncoder>> list;
+};
+
+JsonEncoders& json_encoders() {
+  static JsonEncoders e;
+  return e;
+}
+
+JsonEncoder find_json_encoder(const std::string& full_name) {
+  auto& e = json_encoders();
+  std::lock_guard lock(e.mu);
+  for (const auto& [name, fn] : e.list)
+    if (name == full_name) return fn;
+  return nullptr;
+}
+
+}  // namespace
+
+void register_json_encoder(std::string full_name, JsonEncoder encoder) {
+  auto& e = json_encoders();
+  std::lock_guard lock(e.mu);
+  for (auto& [name, fn] : e.list) {
+    if (name == full_name) {
+      fn = encoder;
+      return;
+    }
   }
+  e.list.emplace_back(std::move(full_name), encoder);
+}
+
+void encode_message_to(Codec codec, const google::protobuf::Message& msg, std::string& out) {
+  if (codec == Codec::proto) {
+    const std::size_t at = out.size();
+    const std::size_t n = msg.ByteSizeLong();
+    out.resize(at + n);
+    msg.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + at));
+    return;
+  }
+  if (JsonEncoder fast = find_json_encoder(msg.GetDescriptor()->full_name()); fast && fast(msg, out)) return;
   if (msg.ByteSizeLong() == 0) {
     // Nothing set (no field with presence, no non-default value, no unknown fields): the printer
     // with these options writes `{}`; skip its serialise-and-reparse (about 14,000 instructions).
-    out = "{}";
-    return out;
+    out += "{}";
+    return;
   }
   google::protobuf::util::JsonPrintOptions opts;  // defaults omitted, lowerCamelCase names
-  (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
+  if (out.empty()) {
+    (void)google::protobuf::util::MessageToJsonString(msg, &out, opts);
+    return;
+  }
+  std::string text;
+  (void)google::protobuf::util::MessageToJsonString(msg, &text, opts);
+  out += text;
+}
+
+std::string encode_message(Codec codec, const google::protobuf::Message& msg) {
+  std::string out;
+  encode_message_to(codec, msg, out);
   return out;
 }
 

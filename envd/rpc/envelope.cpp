@@ -15,6 +15,15 @@ std::string encode_envelope(std::uint8_t flags, std::string_view payload) {
   return out;
 }
 
+void set_envelope_header(std::string& frame, std::uint8_t flags) {
+  auto n = static_cast<std::uint32_t>(frame.size() - 5);
+  frame[0] = static_cast<char>(flags);
+  frame[1] = static_cast<char>(n >> 24);
+  frame[2] = static_cast<char>(n >> 16);
+  frame[3] = static_cast<char>(n >> 8);
+  frame[4] = static_cast<char>(n);
+}
+
 EnvelopeReader::Result EnvelopeReader::next(Envelope& out) {
   if (buf_.size() - off_ < 5) return Result::need_more;
   auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + off_);

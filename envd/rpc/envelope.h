@@ -12,6 +12,9 @@ inline constexpr std::uint8_t kFlagConnectEndStream = 0x02;
 inline constexpr std::uint8_t kFlagGrpcWebTrailers = 0x80;
 
 std::string encode_envelope(std::uint8_t flags, std::string_view payload);
+// Fills the first 5 bytes of `frame` (reserved by the caller, the payload after them) with the
+// header for `flags` and the payload's length.
+void set_envelope_header(std::string& frame, std::uint8_t flags);
 
 struct Envelope {
   std::uint8_t flags = 0;

@@ -12,6 +12,15 @@ TEST_CASE("envelope: encode writes flags and big-endian length") {
   CHECK(e.substr(5) == "abc");
 }
 
+TEST_CASE("envelope: a header set over 5 reserved bytes matches encode_envelope") {
+  for (std::size_t n : {std::size_t{0}, std::size_t{3}, std::size_t{300}, std::size_t{70000}, std::size_t{1} << 24}) {
+    std::string payload(n, 'x');
+    std::string frame = std::string(5, '\0') + payload;
+    set_envelope_header(frame, 0x01);
+    CHECK(frame == encode_envelope(0x01, payload));
+  }
+}
+
 TEST_CASE("envelope: split reads assemble one frame") {
   EnvelopeReader r(1024);
   auto wire = encode_envelope(0, "hello world");

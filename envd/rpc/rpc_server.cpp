@@ -240,9 +240,14 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       co_return true;
     }
     if (!co_await ensure_head()) co_return false;
-    std::string payload = co_await encode(msg, response_gzip_);
-    std::uint8_t flags = response_gzip_ ? kFlagCompressed : 0;
-    co_return co_await write_frame(encode_envelope(flags, payload));
+    std::string frame;
+    if (response_gzip_) {
+      std::string payload = co_await encode(msg, true);
+      frame = encode_envelope(kFlagCompressed, payload);
+    } else {
+      frame = co_await encode_frame(msg);
+    }
+    co_return co_await write_frame(std::move(frame));
   }
 
   // --- completion
@@ -335,6 +340,19 @@ class RpcCall final : public CallContext, public MessageSource, public MessageSi
       std::string out = encode_message(codec, msg);
       return gzip ? gzip_compress(out) : out;
     };
+    co_return co_await run_blocking(WorkClass::walk, job);
+  }
+
+  // An uncompressed message as a whole envelope: encoded straight after the 5 header bytes, so
+  // the payload is never copied into a frame (on the loop or the blocking pool, as encode()).
+  asio::awaitable<std::string> encode_frame(const google::protobuf::Message& msg) {
+    auto job = [codec = wire_.codec, &msg] {
+      std::string frame(5, '\0');
+      encode_message_to(codec, msg, frame);
+      set_envelope_header(frame, 0);
+      return frame;
+    };
+    if (msg.ByteSizeLong() < cfg_.off_loop_encode_bytes) co_return job();
     co_return co_await run_blocking(WorkClass::walk, job);
   }
 
