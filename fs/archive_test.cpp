@@ -107,6 +107,20 @@ Parsed archive_with_change(const std::string& dir, std::size_t first, void (*cha
   return parse(out);
 }
 
+// The whole archive of `dir`, in 4 KiB pieces as the handler asks for them.
+std::string archive_all(const std::string& dir) {
+  envd::fs::ArchiveOptions opts;
+  envd::fs::DirArchiver a(opts, dir);
+  REQUIRE(a.open_root(dir) == 0);
+  std::string out;
+  for (bool more = true; more;) {
+    std::string piece;  // a fresh piece each time, as the handler does
+    more = a.fill(piece, 4096);
+    out += piece;
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("archive: a file that shrinks while read is padded with zeros to its header's size") {
@@ -136,16 +150,7 @@ TEST_CASE("archive: FIFOs are headers only, symlinks are links, directories end 
   REQUIRE(::symlink("../nowhere", (t.path + "/l").c_str()) == 0);
   std::filesystem::create_directory(t.path + "/d");
   write_file(t.path + "/d/x", "x");
-  envd::fs::ArchiveOptions opts;
-  envd::fs::DirArchiver a(opts, t.path);
-  REQUIRE(a.open_root(t.path) == 0);
-  std::string out;
-  for (bool more = true; more;) {
-    std::string piece;
-    more = a.fill(piece, 4096);
-    out += piece;
-  }
-  Parsed p = parse(out);
+  Parsed p = parse(archive_all(t.path));
   CHECK(p.ended);
   std::map<std::string, envd::rest::TarEntry> by_name;
   for (auto& e : p.entries) by_name[e.name] = e;
@@ -165,15 +170,7 @@ TEST_CASE("archive: a file's other names go out as hard links to its first, and 
   REQUIRE(::link((t.path + "/src/f").c_str(), (t.path + "/src/d/g").c_str()) == 0);
   REQUIRE(::link((t.path + "/src/f").c_str(), (t.path + "/src/h").c_str()) == 0);
   write_file(t.path + "/src/single", "one");
-  envd::fs::ArchiveOptions opts;
-  envd::fs::DirArchiver a(opts, t.path + "/src");
-  REQUIRE(a.open_root(t.path + "/src") == 0);
-  std::string out;
-  for (bool more = true; more;) {
-    std::string piece;
-    more = a.fill(piece, 4096);
-    out += piece;
-  }
+  const std::string out = archive_all(t.path + "/src");
   Parsed p = parse(out);
   std::string first;  // the name the data went out under (readdir order decides which)
   int links = 0;
@@ -196,6 +193,7 @@ TEST_CASE("archive: a file's other names go out as hard links to its first, and 
   CHECK(links == 2);
   CHECK_FALSE(first.empty());
 
+  envd::fs::ArchiveOptions opts;
   envd::fs::ArchiveExtractor x(opts, ::getuid(), ::getgid());
   REQUIRE_FALSE(x.begin(t.path + "/dst").has_value());
   REQUIRE_FALSE(x.feed(out).has_value());
