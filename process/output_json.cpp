@@ -1,7 +1,7 @@
 #include "process/output_json.h"
 
 #include "envd/base64.h"
-#include "envd/rpc/codec.h"
+#include "envd/rpc/service.h"
 #include "process.pb.h"
 
 #include <google/protobuf/unknown_field_set.h>

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "envd/rest/gzip.h"
+#include "envd/rpc/service.h"
 
 #include <algorithm>
 #include <cstdint>

@@ -21,11 +21,7 @@ std::string encode_message(Codec codec, const google::protobuf::Message& msg);
 // is built in one buffer with no copy of the payload.
 void encode_message_to(Codec codec, const google::protobuf::Message& msg, std::string& out);
 
-// A hand-written JSON encoder for a hot message type: appends to `out` exactly the text the
-// generic converter would write for `msg` and returns true, or returns false with `out` untouched
-// to leave `msg` to the converter. Registered by full type name (no descriptor is built for it).
-using JsonEncoder = bool (*)(const google::protobuf::Message& msg, std::string& out);
-void register_json_encoder(std::string full_name, JsonEncoder encoder);
+// (register_json_encoder, in service.h, plugs a hand-written JSON encoder into encode_message.)
 
 std::string gzip_compress(std::string_view data);
 // Inflates gzip data; refuses output larger than `limit` (resource_exhausted) and bad input.

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "envd/rpc/service.h"
 #include "envdtest.pb.h"
 #include "filesystem.pb.h"
 #include "process.pb.h"
@@ -128,4 +129,49 @@ TEST_CASE("codec: `{}` and empty messages take a short cut with the library's re
   CHECK_FALSE(decode_message(Codec::json, "{", req).ok());
   CHECK_FALSE(decode_message(Codec::json, "[]", req).ok());
   CHECK(decode_message(Codec::json, R"({"x":1})", req).ok());
+}
+
+namespace {
+// A stand-in hot-path encoder: takes EchoResponse messages with text "fast", leaves the rest.
+bool fake_echo_encoder(const google::protobuf::Message& msg, std::string& out) {
+  const auto& r = static_cast<const envdtest::EchoResponse&>(msg);
+  if (r.text() != "fast") return false;
+  out += R"({"text":"fast"})";
+  return true;
+}
+}  // namespace
+
+TEST_CASE("codec: a registered JSON encoder writes the messages it takes, the converter the rest") {
+  envdtest::EchoResponse fast, slow;
+  fast.set_text("fast");
+  slow.set_text("slow");
+  slow.set_number(7);
+  const std::string slow_text = encode_message(Codec::json, slow);
+  CHECK(slow_text == R"({"text":"slow","number":"7"})");
+  register_json_encoder("envdtest.EchoResponse", &fake_echo_encoder);
+  std::string got = "12345";  // appended after the bytes an envelope header will take
+  encode_message_to(Codec::json, fast, got);
+  CHECK(got == R"(12345{"text":"fast"})");
+  got = "12345";
+  encode_message_to(Codec::json, slow, got);
+  CHECK(got == "12345" + slow_text);
+  CHECK(encode_message(Codec::json, slow) == slow_text);
+  register_json_encoder("envdtest.EchoResponse", nullptr);  // unregistered again: the converter
+  CHECK(encode_message(Codec::json, fast) == R"({"text":"fast"})");
+}
+
+TEST_CASE("codec: binary messages encoded after reserved bytes are the plain serialisation") {
+  process::StartResponse r;
+  r.mutable_event()->mutable_data()->set_stdout(std::string(70000, 'x'));
+  envdtest::EchoResponse e;
+  e.set_text("t");
+  e.set_number(-1);
+  for (const google::protobuf::Message* m :
+       {static_cast<const google::protobuf::Message*>(&r), static_cast<const google::protobuf::Message*>(&e)}) {
+    std::string got = "12345";
+    encode_message_to(Codec::proto, *m, got);
+    CHECK(got.substr(0, 5) == "12345");
+    CHECK(got.substr(5) == m->SerializeAsString());
+    CHECK(encode_message(Codec::proto, *m) == m->SerializeAsString());
+  }
 }

@@ -228,4 +228,11 @@ class Registry {
   std::map<std::string, LazyService, std::less<>> lazy_;  // added by name, not looked up yet
 };
 
+// A hand-written JSON encoder for a hot message type (services register theirs at start-up):
+// appends to `out` exactly the text the generic converter would write for `msg` and returns true,
+// or returns false with `out` untouched to leave `msg` to the converter. Registered by full type
+// name (no descriptor is built for it); used by the codec for every JSON message of that type.
+using JsonEncoder = bool (*)(const google::protobuf::Message& msg, std::string& out);
+void register_json_encoder(std::string full_name, JsonEncoder encoder);
+
 }  // namespace envd::rpc
