@@ -47,25 +47,6 @@ std::optional<std::string> base64_decode(std::string_view in, Base64 kind) {
   return out;
 }
 
-std::string base64_encode(std::string_view in, bool pad) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8 |
-                 static_cast<unsigned char>(in[i + 2]);
-    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], kAlphabet[v & 63]};
-  }
-  if (std::size_t rest = in.size() - i; rest > 0) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (rest == 2) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], rest == 2 ? kAlphabet[(v >> 6) & 63] : '=', '='};
-    if (!pad) out.erase(out.find('='));
-  }
-  return out;
-}
-
 namespace {
 
 constexpr char kStdAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -118,6 +99,13 @@ bool have_ssse3() {
 }
 #endif
 
+// One 3-byte group → 4 characters, two per table look-up.
+inline void encode_group(const unsigned char* p, char* o) {
+  const unsigned v = unsigned{p[0]} << 16 | unsigned{p[1]} << 8 | p[2];
+  std::memcpy(o, &kPairs[2 * (v >> 12)], 2);
+  std::memcpy(o + 2, &kPairs[2 * (v & 0xFFF)], 2);
+}
+
 }  // namespace
 
 void base64_append(std::string& out, std::string_view in) {
@@ -131,23 +119,12 @@ void base64_append(std::string& out, std::string_view in) {
 #endif
   // Four groups (12 input bytes) a step: an unrolled loop the compiler schedules well.
   while (n >= 12) {
-    for (int g = 0; g < 4; ++g) {
-      const unsigned v = unsigned{p[0]} << 16 | unsigned{p[1]} << 8 | p[2];
-      std::memcpy(o, &kPairs[2 * (v >> 12)], 2);
-      std::memcpy(o + 2, &kPairs[2 * (v & 0xFFF)], 2);
-      p += 3;
-      o += 4;
-    }
+    for (int g = 0; g < 4; ++g) encode_group(p + 3 * g, o + 4 * g);
+    p += 12;
+    o += 16;
     n -= 12;
   }
-  while (n >= 3) {
-    const unsigned v = unsigned{p[0]} << 16 | unsigned{p[1]} << 8 | p[2];
-    std::memcpy(o, &kPairs[2 * (v >> 12)], 2);
-    std::memcpy(o + 2, &kPairs[2 * (v & 0xFFF)], 2);
-    p += 3;
-    o += 4;
-    n -= 3;
-  }
+  for (; n >= 3; n -= 3, p += 3, o += 4) encode_group(p, o);
   if (n > 0) {
     unsigned v = unsigned{p[0]} << 16;
     if (n == 2) v |= unsigned{p[1]} << 8;
@@ -169,6 +146,15 @@ bool Base64Stream::feed(std::string_view in, std::string& out) {
   }
   pending_.erase(0, whole);
   return true;
+}
+
+std::string base64_encode(std::string_view in, bool pad) {
+  std::string out;
+  base64_append(out, in);
+  if (!pad) {
+    while (!out.empty() && out.back() == '=') out.pop_back();
+  }
+  return out;
 }
 
 }  // namespace envd

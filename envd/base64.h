@@ -16,9 +16,9 @@ std::optional<std::string> base64_decode(std::string_view in, Base64 kind);
 // Standard alphabet, padded (Go's StdEncoding) or, with pad=false, unpadded (RawStdEncoding).
 std::string base64_encode(std::string_view in, bool pad = true);
 
-// Appends `in` to `out` in the standard alphabet, padded: the same text as base64_encode, written
-// straight into `out` two characters per table look-up (the hot path of process output streamed
-// as JSON, where every byte goes through it).
+// Appends `in` to `out` in the standard alphabet, padded, written straight into `out` (SSSE3 where
+// the CPU has it, else two characters per table look-up): the hot path of process output streamed
+// as JSON, where every byte goes through it. base64_encode is built on it.
 void base64_append(std::string& out, std::string_view in);
 
 // Decodes a body that arrives in pieces of any size: a sequence of standard, padded base64
