@@ -42,6 +42,8 @@ class H2Stream final : public Exchange, public std::enable_shared_from_this<H2St
   asio::awaitable<BodyRead> read_body_some(std::string_view& piece, std::size_t max_bytes) override;
   asio::awaitable<BodyRead> read_body_into(char* dst, std::size_t cap, std::size_t& got) override;
   void return_credit(std::size_t n);
+  // Waits until received body bytes are in in_ (data), or the body ended (end) or cannot go on.
+  asio::awaitable<BodyRead> wait_input();
   asio::awaitable<bool> write_head(ResponseHead head) override;
   asio::awaitable<bool> write_body(std::string data) override;
   asio::awaitable<void> finish(Headers trailers) override;
@@ -171,37 +173,36 @@ void H2Stream::return_credit(std::size_t n) {
   }
 }
 
-asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_bytes) {
+asio::awaitable<BodyRead> H2Stream::wait_input() {
   for (;;) {
-    if (!in_.empty()) {
-      std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
-      out.append(in_, 0, n);
-      in_.erase(0, n);
-      return_credit(n);
-      co_return BodyRead::data;
-    }
+    if (!in_.empty()) co_return BodyRead::data;
     if (in_end_) co_return BodyRead::end;
     if (closed_ || session_->dead()) co_return BodyRead::error;
     co_await io_.wait_pulse();
   }
 }
 
+asio::awaitable<BodyRead> H2Stream::read_body(std::string& out, std::size_t max_bytes) {
+  const BodyRead r = co_await wait_input();
+  if (r != BodyRead::data) co_return r;
+  std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
+  out.append(in_, 0, n);
+  in_.erase(0, n);
+  return_credit(n);
+  co_return BodyRead::data;
+}
+
 // One copy out of the received bytes into the caller's buffer (no zero fill of a string first).
 asio::awaitable<BodyRead> H2Stream::read_body_into(char* dst, std::size_t cap, std::size_t& got) {
   got = 0;
-  for (;;) {
-    if (!in_.empty()) {
-      if (cap == 0) co_return BodyRead::error;  // no room: a caller's bug, never a spin
-      got = std::min(cap, in_.size());
-      std::memcpy(dst, in_.data(), got);
-      in_.erase(0, got);
-      return_credit(got);
-      co_return BodyRead::data;
-    }
-    if (in_end_) co_return BodyRead::end;
-    if (closed_ || session_->dead()) co_return BodyRead::error;
-    co_await io_.wait_pulse();
-  }
+  const BodyRead r = co_await wait_input();
+  if (r != BodyRead::data) co_return r;
+  if (cap == 0) co_return BodyRead::error;  // no room: a caller's bug, never a spin
+  got = std::min(cap, in_.size());
+  std::memcpy(dst, in_.data(), got);
+  in_.erase(0, got);
+  return_credit(got);
+  co_return BodyRead::data;
 }
 
 // No copy beyond the one out of nghttp2's receive buffer: the received bytes themselves become the
@@ -210,22 +211,17 @@ asio::awaitable<BodyRead> H2Stream::read_body_into(char* dst, std::size_t cap, s
 asio::awaitable<BodyRead> H2Stream::read_body_some(std::string_view& piece, std::size_t max_bytes) {
   in_view_.clear();
   piece = {};
-  for (;;) {
-    if (!in_.empty()) {
-      std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
-      std::swap(in_, in_view_);
-      if (n < in_view_.size()) {
-        in_.assign(in_view_, n);  // the rest waits for the next call
-        in_view_.resize(n);
-      }
-      piece = in_view_;
-      return_credit(n);
-      co_return BodyRead::data;
-    }
-    if (in_end_) co_return BodyRead::end;
-    if (closed_ || session_->dead()) co_return BodyRead::error;
-    co_await io_.wait_pulse();
+  const BodyRead r = co_await wait_input();
+  if (r != BodyRead::data) co_return r;
+  std::size_t n = std::min(max_bytes == 0 ? std::size_t{1} : max_bytes, in_.size());
+  std::swap(in_, in_view_);
+  if (n < in_view_.size()) {
+    in_.assign(in_view_, n);  // the rest waits for the next call
+    in_view_.resize(n);
   }
+  piece = in_view_;
+  return_credit(n);
+  co_return BodyRead::data;
 }
 
 asio::awaitable<bool> H2Stream::write_head(ResponseHead head) {
