@@ -185,6 +185,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
       {"owns-clock", &out.owns_clock},
       {"print-routes", &out.print_routes},
   };
+  constexpr std::uint64_t kHundredDaysMs = 100ull * 24 * 3600 * 1000;  // the cap of the long waits
   auto millis = [](std::chrono::milliseconds& field, std::uint64_t min, std::uint64_t max) {
     return [&field, min, max](const std::string& v) {
       std::uint64_t ms = 0;
@@ -205,13 +206,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
          out.log_level = v;
          return true;
        }},
-      {"idle-timeout-ms",
-       [&](const std::string& v) {
-         std::uint64_t ms = 0;
-         if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
-         out.idle_timeout = std::chrono::milliseconds(ms);
-         return true;
-       }},
+      {"idle-timeout-ms", millis(out.idle_timeout, 1, kHundredDaysMs)},
       {"max-message-bytes",
        [&](const std::string& v) {
          return parse_uint(v, out.max_message_bytes, 1ull << 32) && out.max_message_bytes > 0;
@@ -245,7 +240,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
        }},
   };
   // --- transport bounds (issue 7) ---
-  values["read-timeout-ms"] = millis(out.read_timeout, 1, 100ull * 24 * 3600 * 1000);
+  values["read-timeout-ms"] = millis(out.read_timeout, 1, kHundredDaysMs);
   values["read-min-progress-bytes"] = [&](const std::string& v) {
     return parse_uint(v, out.read_min_progress_bytes, 1ull << 30) && out.read_min_progress_bytes > 0;
   };
@@ -307,18 +302,8 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   };
   // --- end access matrix ---
   // --- process service (issue 4) ---
-  values["process-retention-ms"] = [&](const std::string& v) {
-    std::uint64_t ms = 0;
-    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000)) return false;
-    out.process_retention = std::chrono::milliseconds(ms);
-    return true;
-  };
-  values["subscriber-stall-ms"] = [&](const std::string& v) {
-    std::uint64_t ms = 0;
-    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
-    out.subscriber_stall = std::chrono::milliseconds(ms);
-    return true;
-  };
+  values["process-retention-ms"] = millis(out.process_retention, 0, kHundredDaysMs);
+  values["subscriber-stall-ms"] = millis(out.subscriber_stall, 1, kHundredDaysMs);
   // --- end process service ---
   // --- output retention (issue 13 part 1) ---
   values["output-retention-max-bytes"] = [&](const std::string& v) {
@@ -327,12 +312,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["output-retention-total-bytes"] = [&](const std::string& v) {
     return parse_uint(v, out.output_retention_total_bytes, 1ull << 40);
   };
-  values["output-retention-ms"] = [&](const std::string& v) {
-    std::uint64_t ms = 0;
-    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000)) return false;
-    out.output_retention = std::chrono::milliseconds(ms);
-    return true;
-  };
+  values["output-retention-ms"] = millis(out.output_retention, 0, kHundredDaysMs);
   values["output-retention-max-ended"] = [&](const std::string& v) {
     return parse_uint(v, out.output_retention_max_ended, 1ull << 20);
   };
@@ -347,12 +327,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   // --- end bounds on RPC and /init input ---
   values["log-gather-ms"] = millis(out.log_gather, 0, 1000);  // bench2
   // --- uploads (issue 8) ---
-  values["upload-idle-timeout-ms"] = [&](const std::string& v) {
-    std::uint64_t ms = 0;
-    if (!parse_uint(v, ms, 100ull * 24 * 3600 * 1000) || ms == 0) return false;
-    out.upload_idle_timeout = std::chrono::milliseconds(ms);
-    return true;
-  };
+  values["upload-idle-timeout-ms"] = millis(out.upload_idle_timeout, 1, kHundredDaysMs);
   // --- end uploads ---
   // --- directory watching (issue 9) ---
   auto count = [](std::size_t& field, std::uint64_t min, std::uint64_t max) {
@@ -364,10 +339,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, Fla
   values["watcher-queue-events"] = count(out.watcher_queue_events, 1, 1ull << 32);
   values["watcher-queue-bytes"] = count(out.watcher_queue_bytes, 1024, 1ull << 40);
   values["max-watchers"] = count(out.max_watchers, 1, 1ull << 24);
-  values["watcher-idle-timeout-ms"] = millis(out.watcher_idle_timeout, 1, 100ull * 24 * 3600 * 1000);
+  values["watcher-idle-timeout-ms"] = millis(out.watcher_idle_timeout, 1, kHundredDaysMs);
   // --- end directory watching ---
   // --- pause hooks (operations issue) ---
-  values["thaw-watchdog-ms"] = millis(out.thaw_watchdog, 0, 100ull * 24 * 3600 * 1000);
+  values["thaw-watchdog-ms"] = millis(out.thaw_watchdog, 0, kHundredDaysMs);
   values["freeze-max-cgroups"] = count(out.freeze_max_cgroups, 1, 1ull << 24);
   values["collapse-min-resident-pct"] = [&](const std::string& v) {
     return parse_uint(v, out.collapse_min_resident_pct, 100);
